@@ -1,0 +1,5 @@
+import sys
+
+from dslm.cli import main
+
+sys.exit(main())

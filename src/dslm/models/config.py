@@ -1,0 +1,79 @@
+"""Model sizes and kinds.
+
+``kind`` picks the head on the shared DiT backbone:
+  * ``dsl``:  continuous input y in R^{L x d}, no time input, logits over V;
+  * ``mdlm``: token ids over V + [MASK], optional time input, SUBS output;
+  * ``ar``:   causal next-token model (the offline judge and the AR baseline).
+
+Presets: ``tiny`` (tests, CPU demos) and ``small`` (MDLM's OpenWebText size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dslm.config import choices
+from dslm.errors import ConfigError
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(hidden_size=128, n_blocks=4, n_heads=4, cond_dim=64, seq_len=128),
+    "small": dict(hidden_size=768, n_blocks=12, n_heads=12, cond_dim=128, seq_len=1024,
+                  vocab_size=50257, embed_dim=64, dropout=0.1),
+}
+
+
+@dataclass
+class ModelConfig:
+    kind: str = choices("dsl", "mdlm", "ar", default="dsl")
+    vocab_size: int = 256          # |V|, real tokens only ([MASK] is added by MDLM)
+    seq_len: int = 128             # longest sequence the model is built for
+    hidden_size: int = 128
+    n_blocks: int = 4
+    n_heads: int = 4
+    cond_dim: int = 64             # adaLN conditioning width
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    time_conditioning: bool = False  # MDLM: feed sigma(t); False feeds zeros (as mdlm-owt)
+    # DSL channel and input converter (PAPER.md defaults)
+    embed_dim: int = 32            # d of the unit-sphere table E
+    embed_seed: int = 0            # seed of the random table E
+    freeze_embed: bool = True      # E fixed (True) or trained with rows kept on the sphere
+    snr_max: float = 100.0         # finite SNR that stands for "revealed"
+    input_beta: float = 0.0        # converter sharpness beta; 0 = automatic (see dsl.py)
+    mask_weight: float = 0.99      # converter weight of the [MASK] slot at y = 0
+    norm_conditioning: bool = False  # DSL: condition adaLN on mean ||y_i|| (still y-only)
+    # Engineering
+    activation_checkpointing: bool = False
+
+    def validate(self) -> None:
+        for key in ("vocab_size", "seq_len", "hidden_size", "n_blocks", "n_heads",
+                    "cond_dim", "mlp_ratio", "embed_dim"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key 'model.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.hidden_size % self.n_heads:
+            raise ConfigError(
+                f"config key 'model.hidden_size' ({self.hidden_size}) must be divisible by "
+                f"'model.n_heads' ({self.n_heads})")
+        if (self.hidden_size // self.n_heads) % 2:
+            raise ConfigError("model.hidden_size / model.n_heads must be even (rotary embeddings)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"config key 'model.dropout' must be in [0, 1), got {self.dropout}")
+        if self.snr_max <= 0:
+            raise ConfigError(f"config key 'model.snr_max' must be > 0, got {self.snr_max}")
+        if not 0.0 < self.mask_weight < 1.0:
+            raise ConfigError(f"config key 'model.mask_weight' must be in (0, 1), got {self.mask_weight}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.n_heads
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    """A ModelConfig from a named size preset, with field overrides."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown model preset '{name}'; allowed: {', '.join(PRESETS)}")
+    values = {**PRESETS[name], **overrides}
+    cfg = dataclasses.replace(ModelConfig(), **values)
+    cfg.validate()
+    return cfg

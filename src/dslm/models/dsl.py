@@ -1,0 +1,127 @@
+"""The DSL denoiser: ``f_theta(y) -> logits [B, L, V]`` with no time or SNR input.
+
+Input converter (PAPER.md, "keys K = [E; 0]"): the localized vector y_i is read
+softly against the unit-sphere table E plus an all-zero [MASK] key,
+
+    p_i = softmax(beta * [<y_i, e_1>, ..., <y_i, e_V>, 0] + b)      over V + 1 slots
+    h_i = p_i @ W_in                                               (W_in: [V + 1, hidden])
+
+so h_i is the expected input embedding under a soft reading of y_i: y_i = 0 gives the
+[MASK] embedding (weight ``mask_weight`` = 0.99 by default via b_mask = log(99 V)), a
+committed y_i = snr_max e_x gives the embedding of x. ``W_in`` is the backbone's
+``vocab_embed.embedding``, so an MDLM checkpoint's input table (mask row included)
+initialises it directly; the output layer is MDLM's minus the [MASK] row.
+
+Why this converter (the paper's choice, kept swappable through ``input_logits``): it
+needs only the evidence ``y E^T`` (the sufficient statistic of y for x, §1.3), it is
+exactly MDLM's input at both endpoints, and it is bounded for any SNR.
+
+``beta`` (learnable) starts at ``model.input_beta``; 0 means automatic: the smallest
+beta for which a committed token puts at least ``mask_weight`` of the weight on its
+own slot (checked on up to 64 tokens of E). The resolved value is written back into
+the config, so a saved checkpoint rebuilds the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dslm.diffusion.channel import normalize_rows, unit_sphere_embeddings
+from dslm.models.config import ModelConfig
+from dslm.models.dit import DiT
+
+
+def _mask_bias(vocab_size: int, mask_weight: float) -> float:
+    """b_mask such that the [MASK] slot has weight ``mask_weight`` at y = 0."""
+    return math.log(mask_weight / (1 - mask_weight) * vocab_size)
+
+
+def calibrate_beta(embeddings: torch.Tensor, snr_max: float, mask_weight: float,
+                   sample: int = 64) -> float:
+    """Smallest beta giving a committed token weight >= mask_weight (bisection)."""
+    v = embeddings.shape[0]
+    idx = torch.linspace(0, v - 1, min(sample, v)).long()
+    ell = snr_max * embeddings[idx].double() @ embeddings.double().t()      # [S, V]
+    bias = torch.zeros(v + 1, dtype=torch.float64)
+    bias[-1] = _mask_bias(v, mask_weight)
+    zeros = torch.zeros(len(idx), 1, dtype=torch.float64)
+
+    def worst(beta: float) -> float:
+        p = torch.softmax(torch.cat([beta * ell, zeros], 1) + bias, dim=-1)
+        return float(p[torch.arange(len(idx)), idx].min())
+
+    lo, hi = 0.0, 1.0
+    while worst(hi) < mask_weight and hi < 1e4:
+        hi *= 2
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if worst(mid) >= mask_weight else (mid, hi)
+    return hi
+
+
+class DSLDenoiser(nn.Module):
+    kind = "dsl"
+
+    def __init__(self, cfg: ModelConfig, embeddings: torch.Tensor | None = None):
+        super().__init__()
+        v, d = cfg.vocab_size, cfg.embed_dim
+        if embeddings is None:
+            gen = torch.Generator().manual_seed(cfg.embed_seed)
+            embeddings = unit_sphere_embeddings(v, d, gen)
+        else:
+            if tuple(embeddings.shape) != (v, d):
+                raise ValueError(f"embedding table {tuple(embeddings.shape)} != ({v}, {d})")
+            embeddings = normalize_rows(embeddings.float())
+        if cfg.input_beta <= 0:
+            cfg = dataclasses.replace(
+                cfg, input_beta=calibrate_beta(embeddings, cfg.snr_max, cfg.mask_weight))
+        self.config = cfg
+        self.vocab_size = v
+        self.snr_max = cfg.snr_max
+        if cfg.freeze_embed:
+            self.register_buffer("embed_directions", embeddings.clone())
+        else:
+            self.embed_directions = nn.Parameter(embeddings.clone())
+        self.input_beta = nn.Parameter(torch.tensor(float(cfg.input_beta)))
+        bias = torch.zeros(v + 1)
+        bias[v] = _mask_bias(v, cfg.mask_weight)
+        self.input_bias = nn.Parameter(bias)
+        self.backbone = DiT(v + 1, v, cfg.hidden_size, cfg.n_blocks, cfg.n_heads, cfg.cond_dim,
+                            cfg.mlp_ratio, cfg.dropout, causal=False,
+                            activation_checkpointing=cfg.activation_checkpointing)
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """The unit-sphere table E [V, d] (rows re-normalised if trained)."""
+        e = self.embed_directions
+        return e if self.config.freeze_embed else F.normalize(e, dim=-1)
+
+    def input_logits(self, ell: torch.Tensor) -> torch.Tensor:
+        """Converter scores over V + 1 slots from the evidence ell = y E^T [B, L, V]."""
+        mask_slot = torch.zeros_like(ell[..., :1])
+        return torch.cat([self.input_beta * ell, mask_slot], dim=-1) + self.input_bias
+
+    def input_embedding(self, y: torch.Tensor) -> torch.Tensor:
+        """h = softmax(converter scores) @ W_in: [B, L, d] -> [B, L, hidden]."""
+        ell = torch.matmul(y.float(), self.embeddings.float().t())
+        with torch.autocast(device_type=y.device.type, enabled=False):
+            p = torch.softmax(self.input_logits(ell), dim=-1)
+        w_in = self.backbone.vocab_embed.embedding
+        return torch.matmul(p.to(w_in.dtype), w_in)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Logits [B, L, V] of the clean tokens given y [B, L, d]; no time or SNR input."""
+        sigma = None
+        if self.config.norm_conditioning:
+            sigma = torch.log1p(y.float().norm(dim=-1).mean(dim=-1))
+        return self.backbone.forward_hidden(self.input_embedding(y), sigma)
+
+    def posterior_mean(self, y: torch.Tensor) -> torch.Tensor:
+        """xhat(y) = E_p(x|y)[e_x] = softmax(f(y)) @ E: the localization drift, [B, L, d]."""
+        probs = torch.softmax(self(y).float(), dim=-1)
+        return probs @ self.embeddings.float()

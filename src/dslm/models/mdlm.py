@@ -1,0 +1,53 @@
+"""The masked-diffusion (MDLM) denoiser: token ids over V + [MASK] -> SUBS log-probs.
+
+SUBS parameterisation (Sahoo et al. 2024): the [MASK] logit is set to -inf (the model
+never predicts [MASK]), and an unmasked input token is carried over unchanged
+(log-prob 0 on itself, -inf elsewhere). The time input is ``sigma_t`` of the
+log-linear schedule when ``time_conditioning`` is on, zeros otherwise (the public
+OpenWebText checkpoint was trained without it, so its adaLN outputs are constants).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dslm.models.config import ModelConfig
+from dslm.models.dit import DiT
+
+#: Finite stand-in for -inf in log-probs (as MDLM), so 0 * NEG_INF stays finite.
+NEG_INF = -1e6
+
+
+class MDLMDenoiser(nn.Module):
+    kind = "mdlm"
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.vocab_size = cfg.vocab_size
+        self.mask_id = cfg.vocab_size
+        self.backbone = DiT(cfg.vocab_size + 1, cfg.vocab_size + 1, cfg.hidden_size,
+                            cfg.n_blocks, cfg.n_heads, cfg.cond_dim, cfg.mlp_ratio,
+                            cfg.dropout, causal=False,
+                            activation_checkpointing=cfg.activation_checkpointing)
+
+    @property
+    def uses_time(self) -> bool:
+        return self.config.time_conditioning
+
+    def logits(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw backbone logits [B, L, V + 1] for token ids x [B, L] (mask id = V)."""
+        return self.backbone(x, sigma if self.uses_time else None)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """SUBS log-probs [B, L, V + 1] (float32) of the clean tokens given x_t."""
+        logits = self.logits(x, sigma).float()
+        logits[..., self.mask_id] = NEG_INF
+        logp = torch.log_softmax(logits, dim=-1)
+        unmasked = (x != self.mask_id)
+        if bool(unmasked.any()):
+            carry = torch.full_like(logp, NEG_INF)
+            carry.scatter_(-1, x.unsqueeze(-1), 0.0)
+            logp = torch.where(unmasked.unsqueeze(-1), carry, logp)
+        return logp
