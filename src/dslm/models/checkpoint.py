@@ -59,9 +59,17 @@ def save(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any] | No
     return path
 
 
+def resolve(path: str | Path) -> Path:
+    """The checkpoint folder for ``path``: itself, or ``path/checkpoint`` of a training run."""
+    path = resolve_directory(path)
+    if path.is_dir() and not (path / CONFIG).exists() and (path / "checkpoint").is_dir():
+        path = resolve_directory(path / "checkpoint")
+    return path
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The parsed ``config.json`` of a checkpoint directory, checked for format."""
-    path = resolve_directory(path)
+    path = resolve(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     if not path.is_dir():
@@ -136,7 +144,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu",
     """
     from dslm.models import MODEL_KINDS
 
-    path = resolve_directory(path)
+    path = resolve(path)
     doc = read_config(path)
     cfg = model_config(doc)
     if cfg.kind not in MODEL_KINDS:
