@@ -16,6 +16,7 @@ or corrupt safetensors file, or NaN/inf weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -84,7 +85,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a dslm checkpoint ({CONFIG} lacks format: {FORMAT}); "
                               "to load an MDLM checkpoint use dslm.models.hub")
-    if doc.get("format_version", 0) > FORMAT_VERSION:
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{cfg_path} has an invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer dslm "
                               f"(format {doc.get('format_version')}, this dslm reads {FORMAT_VERSION})")
     if not isinstance(doc.get("model"), dict):
@@ -134,6 +138,28 @@ def check_state_dict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], w
             raise CheckpointError(f"{where}: tensor '{k}' holds NaN or inf values")
 
 
+def _build(cfg, tensors: dict[str, torch.Tensor], meta: bool) -> torch.nn.Module:
+    """The model of ``cfg``; on the meta device (no memory) to check shapes first.
+
+    A DSL model takes its table E from the file rather than from the seed.
+    """
+    import dataclasses
+
+    from dslm.models import MODEL_KINDS
+
+    try:
+        with torch.device("meta") if meta else contextlib.nullcontext():
+            if cfg.kind != "dsl":
+                return MODEL_KINDS[cfg.kind](cfg)
+            if "embed_directions" not in tensors:
+                raise CheckpointError("checkpoint is missing tensor 'embed_directions'")
+            if cfg.input_beta <= 0:   # never re-calibrate on load: the file holds beta
+                cfg = dataclasses.replace(cfg, input_beta=1.0)
+            return MODEL_KINDS["dsl"](cfg, embeddings=tensors["embed_directions"])
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint does not match its config: {e}") from None
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu",
          expect_kind: str | tuple[str, ...] | None = None) -> torch.nn.Module:
     """Rebuild the exact model saved at ``path`` (in eval mode).
@@ -155,14 +181,8 @@ def load(path: str | Path, map_location: str | torch.device = "cpu",
             raise CheckpointError(f"checkpoint {path} holds a '{cfg.kind}' model, "
                                   f"this needs {' or '.join(repr(k) for k in kinds)}")
     tensors = read_weights(path)
-    try:
-        if cfg.kind == "dsl":  # the table comes from the file, not from the seed
-            model = MODEL_KINDS["dsl"](cfg, embeddings=tensors.get("embed_directions"))
-        else:
-            model = MODEL_KINDS[cfg.kind](cfg)
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint {path}: {e}") from None
-    check_state_dict(model, tensors, f"checkpoint {path}")
+    check_state_dict(_build(cfg, tensors, meta=True), tensors, f"checkpoint {path}")
+    model = _build(cfg, tensors, meta=False)   # sizes now match the file: safe to allocate
     model.load_state_dict(tensors)
     model.to(map_location).eval()
     model.checkpoint_metadata = doc.get("metadata", {})
