@@ -51,12 +51,11 @@ def test_dsl_embeddings_unit_and_frozen(gen):
 def test_dsl_converter_endpoints():
     """y = 0 reads [MASK] with weight 0.99; a committed token reads itself with >= 0.99."""
     model = build_model(tiny_model_config("dsl", vocab_size=40))
-    ell0 = torch.zeros(1, 1, 40)
-    p0 = torch.softmax(model.input_logits(ell0), -1)
+    p0 = torch.softmax(model.input_scores(torch.zeros(1, 1, 8)), -1)
     assert abs(p0[0, 0, 40].item() - 0.99) < 1e-5
     x = torch.arange(40)[None]
     y = clean_point(x, model.embeddings, model.snr_max)
-    p = torch.softmax(model.input_logits(y @ model.embeddings.t()), -1)
+    p = torch.softmax(model.input_scores(y), -1)
     assert (p[0, torch.arange(40), torch.arange(40)] >= 0.99 - 1e-4).all()
 
 

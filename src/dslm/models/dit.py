@@ -23,7 +23,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN modulation ``x * (1 + scale) + shift`` (shift, scale broadcast over L)."""
-    return x * (1 + scale) + shift
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 class LayerNorm(nn.Module):
@@ -66,7 +66,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` [B, H, L, Dh] by the position tables (rotate-half layout)."""
+    """Rotate ``x`` [..., L, Dh] by the position tables [L, Dh] (rotate-half layout)."""
     return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
 
 
@@ -118,15 +118,17 @@ class DiTBlock(nn.Module):
 
         h = modulate(self.norm1(x), shift_a, scale_a)
         qkv = self.attn_qkv(h).view(b, length, 3, self.n_heads, dim // self.n_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)          # each [B, H, L, Dh]
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        qkv = qkv.permute(2, 0, 3, 1, 4)                          # [3, B, H, L, Dh]
+        qk = apply_rotary(qkv[:2], cos, sin)                      # q and k in one pass
+        a = F.scaled_dot_product_attention(qk[0], qk[1], qkv[2], is_causal=self.causal)
         a = a.transpose(1, 2).reshape(b, length, dim)
-        x = x + gate_a * F.dropout(self.attn_out(a), self.dropout, self.training)
+        x = torch.addcmul(x, gate_a, self._dropout(self.attn_out(a)))
 
         h = modulate(self.norm2(x), shift_m, scale_m)
-        x = x + gate_m * F.dropout(self.mlp(h), self.dropout, self.training)
-        return x
+        return torch.addcmul(x, gate_m, self._dropout(self.mlp(h)))
+
+    def _dropout(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.dropout, True) if self.training and self.dropout > 0 else x
 
 
 class FinalLayer(nn.Module):

@@ -12,7 +12,7 @@ committed y_i = snr_max e_x gives the embedding of x. ``W_in`` is the backbone's
 ``vocab_embed.embedding``, so an MDLM checkpoint's input table (mask row included)
 initialises it directly; the output layer is MDLM's minus the [MASK] row.
 
-Why this converter (the paper's choice, kept swappable through ``input_logits``): it
+Why this converter (the paper's choice, kept swappable through ``input_scores``): it
 needs only the evidence ``y E^T`` (the sufficient statistic of y for x, §1.3), it is
 exactly MDLM's input at both endpoints, and it is bounded for any SNR.
 
@@ -101,16 +101,24 @@ class DSLDenoiser(nn.Module):
         e = self.embed_directions
         return e if self.config.freeze_embed else F.normalize(e, dim=-1)
 
-    def input_logits(self, ell: torch.Tensor) -> torch.Tensor:
-        """Converter scores over V + 1 slots from the evidence ell = y E^T [B, L, V]."""
-        mask_slot = torch.zeros_like(ell[..., :1])
-        return torch.cat([self.input_beta * ell, mask_slot], dim=-1) + self.input_bias
+    def input_keys(self) -> torch.Tensor:
+        """``beta K`` with K = [E; 0]: the V token keys and the all-zero [MASK] key, [V + 1, d]."""
+        e = self.embeddings.float()
+        return torch.cat([self.input_beta * e, e.new_zeros(1, e.shape[1])])
+
+    def input_scores(self, y: torch.Tensor) -> torch.Tensor:
+        """Converter scores ``beta y K^T + b`` over V + 1 slots: [B, L, d] -> [B, L, V + 1].
+
+        One fused matmul-add; the [MASK] slot's score is b_mask (its key is 0).
+        """
+        flat = y.float().reshape(-1, y.shape[-1])
+        scores = torch.addmm(self.input_bias, flat, self.input_keys().t())
+        return scores.view(*y.shape[:-1], self.vocab_size + 1)
 
     def input_embedding(self, y: torch.Tensor) -> torch.Tensor:
         """h = softmax(converter scores) @ W_in: [B, L, d] -> [B, L, hidden]."""
-        ell = torch.matmul(y.float(), self.embeddings.float().t())
         with torch.autocast(device_type=y.device.type, enabled=False):
-            p = torch.softmax(self.input_logits(ell), dim=-1)
+            p = torch.softmax(self.input_scores(y), dim=-1)
         w_in = self.backbone.vocab_embed.embedding
         return torch.matmul(p.to(w_in.dtype), w_in)
 
