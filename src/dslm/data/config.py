@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dslm.errors import ConfigError
+
 
 @dataclass
 class DataConfig:
@@ -20,6 +22,28 @@ class DataConfig:
     num_proc: int = 2               # tokenisation workers
     text_field: str = "text"        # column of .jsonl/.parquet/HF datasets
     max_documents: int = 0          # 0 = all documents
+    split_seed: int = 0             # which documents of a local corpus are held out
+    hf_local_path: str = ""         # hf:<name> from a local copy in the hub's format
+    owt_val_documents: int = 100_000  # openwebtext: the last N train documents are validation
+    mdlm_framing: bool = False      # each block = BOS + (seq_len - 2) stream tokens + EOS (MDLM OWT)
+
+    def validate(self) -> None:
+        if not self.source:
+            raise ConfigError("config key 'data.source' is empty; use embedded, synthetic, "
+                              "hf:<name> or a file/folder path")
+        if self.seq_len < (3 if self.mdlm_framing else 2):
+            raise ConfigError(f"config key 'data.seq_len' must be >= {3 if self.mdlm_framing else 2}, "
+                              f"got {self.seq_len}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"config key 'data.val_fraction' must be in (0, 1), got {self.val_fraction}")
+        if self.bpe_vocab_size < 258:
+            raise ConfigError("config key 'data.bpe_vocab_size' must be >= 258 "
+                              f"(256 bytes + EOS + 1 merge), got {self.bpe_vocab_size}")
+        for key in ("num_proc", "owt_val_documents"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key 'data.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.max_documents < 0:
+            raise ConfigError(f"config key 'data.max_documents' must be >= 0, got {self.max_documents}")
 
 
 @dataclass
