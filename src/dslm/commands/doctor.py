@@ -33,7 +33,7 @@ NEEDS = {
     "sample": [],
     "eval": ["mauve", "faiss"],
     "sweep": ["mauve", "faiss", "matplotlib"],
-    "export": [],
+    "export": ["huggingface_hub"],
 }
 
 

@@ -120,7 +120,8 @@ class DSLDenoiser(nn.Module):
         with torch.autocast(device_type=y.device.type, enabled=False):
             p = torch.softmax(self.input_scores(y), dim=-1)
         w_in = self.backbone.vocab_embed.embedding
-        return torch.matmul(p.to(w_in.dtype), w_in)
+        # the residual stream keeps the weights' dtype (fp32) under autocast, as in MDLM
+        return torch.matmul(p.to(w_in.dtype), w_in).to(w_in.dtype)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Logits [B, L, V] of the clean tokens given y [B, L, d]; no time or SNR input."""
