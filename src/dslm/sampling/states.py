@@ -1,0 +1,84 @@
+"""One token-state interface over the MDLM and DSL denoisers, for the discrete samplers.
+
+A discrete state is ``x`` [B, L] with the [MASK] id ``V`` at unrevealed positions.
+``scores(x, move_chance)`` returns log p(x_i = v | state) over the V real tokens, up
+to a constant per position (``common.token_probs`` normalises only the rows drawn):
+
+* MDLM: the SUBS log-probs of ``model(x, sigma)``; ``sigma = -log(1 - (1 - eps) t)``
+  of the log-linear schedule at ``t = move_chance`` is fed only if the model uses time.
+* DSL: the state is read as localized vectors: revealed -> the clean point
+  ``y_i = snr_max e_{x_i}``; masked -> ``y_i = 0`` (SNR 0), or, after a remask with
+  ``renoise_snr = s_r > 0``, a fresh draw ``y_i = s_r e_{x_old} + sqrt(s_r) eps`` that
+  keeps soft evidence of the old token; then the logits f(y).
+
+``cache_exact`` says the output depends on the state alone, so a step that changed
+nothing may reuse the last output ("no change, no call").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dslm.diffusion.schedules import LogLinearSchedule
+from dslm.sampling.common import Network
+
+
+class MDLMState:
+    def __init__(self, model, net: Network):
+        self.net = net
+        self.vocab_size = model.vocab_size
+        self.mask_id = model.mask_id
+        self.uses_time = bool(getattr(model, "uses_time", False))
+        self.cache_exact = not self.uses_time
+        self.schedule = LogLinearSchedule()
+
+    def scores(self, x: torch.Tensor, move_chance: torch.Tensor | float) -> torch.Tensor:
+        sigma = None
+        if self.uses_time:
+            t = torch.as_tensor(move_chance, dtype=torch.float32, device=x.device)
+            sigma = self.schedule.sigma(t.reshape(-1).expand(x.shape[0]).clamp(0, 1))
+        return self.net(x, sigma)[..., : self.vocab_size]
+
+    def remasked(self, x_old: torch.Tensor, remask: torch.Tensor) -> None:
+        """MDLM keeps no soft evidence: a remasked token is plain [MASK]."""
+
+
+class DSLState:
+    def __init__(self, model, net: Network, generator: torch.Generator, renoise_snr: float = 0.0):
+        self.net = net
+        self.generator = generator
+        self.vocab_size = model.vocab_size
+        self.mask_id = model.vocab_size
+        self.embeddings = model.embeddings.detach().float()
+        self.snr_max = float(model.snr_max)
+        self.renoise_snr = float(renoise_snr)
+        self.cache_exact = True
+        self.soft: torch.Tensor | None = None          # y of masked positions, [B, L, d]
+
+    def localized(self, x: torch.Tensor) -> torch.Tensor:
+        """y [B, L, d] of a discrete state: clean points where revealed, soft/0 where masked."""
+        masked = x == self.mask_id
+        y = self.snr_max * self.embeddings[x.masked_fill(masked, 0)]
+        rest = self.soft if self.soft is not None else torch.zeros((), device=y.device)
+        return torch.where(masked.unsqueeze(-1), rest, y)
+
+    def scores(self, x: torch.Tensor, move_chance=None) -> torch.Tensor:
+        return self.net(self.localized(x))
+
+    def remasked(self, x_old: torch.Tensor, remask: torch.Tensor) -> None:
+        """Re-noise remasked tokens to SNR ``s_r`` instead of 0 (when ``renoise_snr > 0``)."""
+        if self.renoise_snr <= 0 or not bool(remask.any()):
+            return
+        if self.soft is None:
+            self.soft = torch.zeros(*x_old.shape, self.embeddings.shape[1], device=x_old.device)
+        e = self.embeddings[x_old[remask]]
+        eps = torch.randn(e.shape, generator=self.generator, device=e.device)
+        s = self.renoise_snr
+        self.soft[remask] = s * e + s ** 0.5 * eps
+
+
+def token_state(model, net: Network, generator: torch.Generator, renoise_snr: float = 0.0):
+    """The token-state view of an MDLM or DSL ``model``."""
+    if model.kind == "dsl":
+        return DSLState(model, net, generator, renoise_snr)
+    return MDLMState(model, net)
