@@ -1,0 +1,242 @@
+"""Causal language models that judge samples: generative perplexity and MAUVE features.
+
+Two back-ends share one interface (``encode``, ``nll``, ``features``):
+
+* :class:`HFCausalLM`: any Hugging Face causal LM by hub name or local folder
+  (GPT-2 Large is the field protocol). A window w_1..w_n scores w_2..w_n, each given
+  its prefix, as the MDLM/ReMDM evaluation does.
+* :class:`DslmCausalLM`: a dslm ``ar`` checkpoint (the offline judge). Its BOS slot
+  scores every token of a window, w_1 included.
+
+Token lists longer than ``max_length`` are cut into non-overlapping windows for the
+likelihood (MDLM truncates instead; samples of the model's length rarely differ). As in
+MDLM's evaluation, an EOS token is scored only if it is the first EOS of its window, so
+runs of end-of-text padding do not flatter a sampler. Features read the first
+``max_length`` tokens (as ``mauve-text`` does): the feature of a text is the final-layer
+(final-norm) hidden state at its last token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dslm.errors import CheckpointError, DSLMError
+
+GPT2_LARGE = "gpt2-large"
+
+
+def split_windows(ids: Sequence[int], max_length: int) -> list[list[int]]:
+    """Non-overlapping windows of at most ``max_length`` tokens (none for an empty list)."""
+    ids = list(ids)
+    return [ids[i:i + max_length] for i in range(0, len(ids), max_length)]
+
+
+def tokenizer_identity(spec: dict) -> dict:
+    """What fixes the token ids of a tokenizer spec (a GPT-2 spec's file location does not)."""
+    return {k: v for k, v in spec.items() if not (spec.get("kind") == "gpt2" and k == "name")}
+
+
+def scored_eos_mask(ids: torch.Tensor, eos_id: int | None) -> torch.Tensor:
+    """1 where a token counts toward the likelihood: every non-EOS token and the first EOS
+    of each row (later EOS tokens are padding-like and excluded)."""
+    if eos_id is None:
+        return torch.ones_like(ids)
+    is_eos = ids == eos_id
+    return (~is_eos | (is_eos.cumsum(-1) == 1)).long()
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids [B, Lmax] and a 0/1 mask of the real tokens."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
+def _length_sorted_batches(seqs: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]), reverse=True)
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class CausalLM:
+    """Batched likelihood and last-token features; subclasses supply the network calls."""
+
+    name: str
+    max_length: int
+    pad_id: int
+    eos_id: int | None            # EOS beyond the first of a window is not scored
+    empty_id: int                 # stands in for an empty text when a feature is needed
+    tokenizer_spec: dict | None = None
+    device: torch.device
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _token_logprobs(self, ids: torch.Tensor, mask: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p of each token it can score, 0/1 mask of those tokens), both [B, L'],
+        aligned with the last L' positions of ``ids``."""
+        raise NotImplementedError
+
+    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Final-layer hidden states [B, L, H]."""
+        raise NotImplementedError
+
+    def accepts_token_ids(self, tokenizer_spec: dict | None) -> bool:
+        """True when ids from a tokenizer with ``tokenizer_spec`` can be scored as they are."""
+        return (tokenizer_spec is not None and self.tokenizer_spec is not None
+                and tokenizer_identity(tokenizer_spec) == tokenizer_identity(self.tokenizer_spec))
+
+    @torch.no_grad()
+    def nll(self, token_lists: Sequence[Sequence[int]], batch_size: int = 8,
+            progress: bool = False) -> tuple[float, int]:
+        """(sum of -log p over scored tokens, number of scored tokens) of a corpus."""
+        windows = [w for ids in token_lists for w in split_windows(ids, self.max_length)]
+        if not windows:
+            raise DSLMError("generative perplexity: the texts hold no tokens")
+        total, count = 0.0, 0
+        for idx in tqdm(_length_sorted_batches(windows, batch_size), desc=f"gen PPL ({self.name})",
+                        disable=not progress, leave=False):
+            ids, mask = pad_batch([windows[i] for i in idx], self.pad_id)
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            logp, scored = self._token_logprobs(ids, mask)
+            scored = scored * scored_eos_mask(ids, self.eos_id)[:, ids.shape[1] - logp.shape[1]:]
+            total -= float((logp.double() * scored).sum())
+            count += int(scored.sum())
+        return total, count
+
+    @torch.no_grad()
+    def features(self, token_lists: Sequence[Sequence[int]], batch_size: int = 8,
+                 progress: bool = False) -> np.ndarray:
+        """Last-token final-layer features [N, H] (float32), in input order."""
+        seqs = [list(ids)[:self.max_length] or [self.empty_id] for ids in token_lists]
+        if not seqs:
+            raise DSLMError("MAUVE features: no texts given")
+        out: list[np.ndarray | None] = [None] * len(seqs)
+        for idx in tqdm(_length_sorted_batches(seqs, batch_size), desc=f"features ({self.name})",
+                        disable=not progress, leave=False):
+            ids, mask = pad_batch([seqs[i] for i in idx], self.pad_id)
+            h = self._hidden(ids.to(self.device), mask.to(self.device)).float()
+            last = mask.sum(1).to(self.device) - 1
+            feats = h[torch.arange(len(idx), device=self.device), last].cpu().numpy()
+            for row, i in enumerate(idx):
+                out[i] = feats[row]
+        return np.stack(out).astype(np.float32)
+
+
+class HFCausalLM(CausalLM):
+    """A ``transformers`` causal LM and its tokenizer (hub name or local folder)."""
+
+    def __init__(self, name_or_path: str = GPT2_LARGE, device: str | torch.device = "cpu",
+                 max_length: int | None = None):
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise DSLMError("a Hugging Face judge needs 'transformers': pip install 'dslm[full]'") from None
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            self.model = AutoModelForCausalLM.from_pretrained(name_or_path)
+        except (OSError, ValueError) as e:
+            first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+            raise DSLMError(f"could not load the causal LM '{name_or_path}' from the hub or a local "
+                            f"folder ({first[:160]}); offline, pass a dslm AR checkpoint") from None
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.name = str(name_or_path)
+        limit = getattr(self.model.config, "max_position_embeddings", None) or 1024
+        self.max_length = min(max_length or limit, limit)
+        self.eos_id = self.tokenizer.eos_token_id
+        self.pad_id = self.eos_id if self.eos_id is not None else 0
+        self.empty_id = self.pad_id
+        self.tokenizer_spec = {"hf": self.name}
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return list(self.tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+    def _token_logprobs(self, ids, mask):
+        logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        return logp, mask[:, 1:]
+
+    def _hidden(self, ids, mask):
+        out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        return out.hidden_states[-1]
+
+
+class DslmCausalLM(CausalLM):
+    """A dslm ``ar`` model and the tokenizer it was trained with."""
+
+    def __init__(self, model, tokenizer, device: str | torch.device = "cpu",
+                 tokenizer_spec: dict | None = None, name: str = "dslm-ar"):
+        if getattr(model, "kind", None) != "ar":
+            raise CheckpointError(f"a judge or featurizer must be an 'ar' model, "
+                                  f"got '{getattr(model, 'kind', type(model).__name__)}'")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_length = int(model.config.seq_len)
+        self.eos_id = int(tokenizer.eos_id)
+        self.pad_id = self.eos_id
+        self.empty_id = self.pad_id
+        meta = getattr(model, "checkpoint_metadata", {}) or {}
+        self.tokenizer_spec = tokenizer_spec if tokenizer_spec is not None else meta.get("tokenizer")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu"):
+        model, tokenizer = load_checkpoint(path, device, expect_kind="ar")
+        return cls(model, tokenizer, device, name=Path(path).name)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(self.tokenizer.encode(t)) for t in texts]
+
+    def _token_logprobs(self, ids, mask):
+        return self.model.log_likelihood(ids), mask
+
+    def _hidden(self, ids, mask):
+        return self.model.hidden_features(ids)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    expect_kind: str | None = None):
+    """(model, tokenizer) of a dslm checkpoint or run folder, or of any MDLM source that
+    ``dslm.models.hub`` reads (hub folder layout, hub repo id); the tokenizer is the one
+    the checkpoint records."""
+    from dslm.data.tokenizers import load_tokenizer, tokenizer_from_checkpoint
+    from dslm.models.hub import from_pretrained
+
+    model = from_pretrained(path, map_location=device, expect_kind=expect_kind)
+    if getattr(model, "checkpoint_path", None) is not None:
+        return model, tokenizer_from_checkpoint(model.checkpoint_path)
+    spec = (getattr(model, "checkpoint_metadata", None) or {}).get("tokenizer")
+    if spec is None:
+        raise CheckpointError(f"checkpoint {path} records no tokenizer")
+    return model, load_tokenizer(spec)
+
+
+def is_dslm_checkpoint(spec: str | Path) -> bool:
+    """A dslm checkpoint folder or a training run folder holding ``checkpoint/``."""
+    p = Path(spec)
+    if not p.is_dir():
+        return False
+    for cand in (p / "config.json", p / "checkpoint" / "config.json"):
+        if cand.is_file() and '"format": "dslm"' in cand.read_text(encoding="utf-8", errors="ignore"):
+            return True
+    return False
+
+
+def load_lm(spec: str, device: str | torch.device = "cpu", max_length: int | None = None) -> CausalLM:
+    """A dslm AR checkpoint path, or a Hugging Face causal LM name/folder (e.g. gpt2-large)."""
+    if is_dslm_checkpoint(spec):
+        return DslmCausalLM.from_checkpoint(spec, device)
+    return HFCausalLM(spec, device, max_length)

@@ -1,0 +1,71 @@
+"""Where reference (held-out) texts come from: a file, or the validation split of the
+data a checkpoint was trained on (``prepare_data(...).reference_texts(n, seed)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dslm.errors import CheckpointError, DataError
+
+VALIDATION = "validation"
+
+
+def data_config_from_checkpoint(path: str | Path):
+    """The ``DataConfig`` training stored in ``metadata["run_config"]["data"]``."""
+    from dslm.config import from_dict
+    from dslm.data.config import DataConfig
+    from dslm.models.checkpoint import read_config
+
+    meta = read_config(path).get("metadata", {}) or {}
+    data = (meta.get("run_config") or {}).get("data")
+    if isinstance(data, dict):
+        return from_dict(DataConfig, data)
+    raise CheckpointError(f"checkpoint {path} records no data config; "
+                          "pass --reference FILE.txt/.jsonl instead of 'validation'")
+
+
+def validation_texts(data_config, n: int, seed: int, tokenizer=None) -> list[str]:
+    """``n`` decoded held-out blocks of the corpus described by ``data_config``."""
+    from dslm.data import prepare_data
+
+    prepared = prepare_data(data_config, tokenizer=tokenizer)
+    if prepared.reference_texts is None:
+        raise DataError(f"data source '{data_config.source}' offers no held-out reference texts")
+    texts = list(prepared.reference_texts(n, seed))
+    if not texts:
+        raise DataError(f"data source '{data_config.source}' gave no reference texts")
+    return texts
+
+
+def load_reference(spec: str, n: int, seed: int, checkpoint: str | Path | None = None,
+                   data_config=None) -> list[str]:
+    """Reference texts for ``spec``: ``validation`` (from ``data_config`` or ``checkpoint``)
+    or a ``.txt``/``.jsonl`` file."""
+    from dslm.evaluate.samples import read_reference_file
+
+    if spec != VALIDATION:
+        return read_reference_file(spec, n, seed)
+    if data_config is not None:
+        return validation_texts(data_config, n, seed)
+    if checkpoint is None:
+        raise DataError("--reference validation needs a dslm checkpoint whose data config "
+                        "names the corpus (or pass a .txt/.jsonl file)")
+    from dslm.data.tokenizers import tokenizer_from_checkpoint
+
+    return validation_texts(data_config_from_checkpoint(checkpoint), n, seed,
+                            tokenizer_from_checkpoint(checkpoint))
+
+
+def reference_pair(spec: str, n: int, seed: int, checkpoint: str | Path | None = None,
+                   data_config=None) -> tuple[list[str], list[str]]:
+    """Two reference sets of ``n`` texts: the one samples are scored against, and a second
+    one for the reference data's own MAUVE. Disjoint when the source holds 2n texts, else
+    two independent draws (seeds ``seed`` and ``seed + 1``)."""
+    try:
+        pool = load_reference(spec, 2 * n, seed, checkpoint, data_config)
+    except DataError:           # fewer than 2n held-out blocks
+        pool = []
+    if len(pool) >= 2 * n:
+        return pool[:n], pool[n:2 * n]
+    return (load_reference(spec, n, seed, checkpoint, data_config),
+            load_reference(spec, n, seed + 1, checkpoint, data_config))

@@ -1,0 +1,105 @@
+"""The human-readable outputs of a sweep: ``sweep.md`` (a table) and ``sweep.png``.
+
+The plot is MAUVE against NFE (log-scale x), one line per model + sampler, with the
+reference data's own MAUVE (held-out text vs held-out text, the ceiling) and the AR
+baseline as horizontal lines.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from dslm.io import atomic_write_bytes, atomic_write_text
+
+COLUMNS = ("model", "sampler", "T", "NFE", "MAUVE", "gen PPL", "entropy", "seconds")
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
+    return str(value)
+
+
+def _row(model, sampler, rec: dict) -> list[str]:
+    return [model, sampler, _fmt(rec.get("steps")), _fmt(rec.get("nfe")), _fmt(rec.get("mauve")),
+            _fmt(rec.get("gen_ppl"), 2), _fmt(rec.get("entropy")), _fmt(rec.get("seconds"), 2)]
+
+
+def ordered_points(doc: dict) -> list[dict]:
+    """Finished points in the order model, sampler, steps of the sweep's plan."""
+    order = {k: i for i, k in enumerate(doc.get("plan", []))}
+    return sorted(doc.get("points", {}).values(), key=lambda r: order.get(r["key"], len(order)))
+
+
+def markdown_table(doc: dict) -> str:
+    """The sweep table (one row per finished point, plus reference and AR rows) and notes."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for rec in ordered_points(doc):
+        lines.append("| " + " | ".join(_row(rec["model"], rec["sampler"], rec)) + " |")
+    if doc.get("ar_baseline"):
+        ar = doc["ar_baseline"]
+        lines.append("| " + " | ".join(_row("AR baseline", ar.get("sampler", "ar"), ar)) + " |")
+    if doc.get("reference"):
+        lines.append("| " + " | ".join(_row("reference data", "-", doc["reference"])) + " |")
+    s = doc.get("settings", {})
+    text = ["# Sweep results", "",
+            f"{s.get('num_samples', '?')} samples per point; judge `{s.get('judge')}`, "
+            f"MAUVE features `{s.get('featurizer')}`, reference `{s.get('reference')}`; "
+            "entropy in nats (per-sample unigram, averaged).", "", *lines]
+    notes = doc.get("skipped", [])
+    if notes:
+        text += ["", "Skipped:"] + [f"- {n['model']} / {n['sampler']}: {n['reason']}" for n in notes]
+    return "\n".join(text) + "\n"
+
+
+def plot_png(doc: dict) -> bytes:
+    """PNG bytes of MAUVE vs NFE."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    lines: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for rec in ordered_points(doc):
+        if rec.get("mauve") is not None and rec.get("nfe"):
+            lines.setdefault((rec["model"], rec["sampler"]), []).append((rec["nfe"], rec["mauve"]))
+    for (model, sampler), pts in lines.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{model} / {sampler}")
+    for key, label, style in (("reference", "reference data", "--"), ("ar_baseline", "AR baseline", ":")):
+        m = (doc.get(key) or {}).get("mauve")
+        if m is not None:
+            ax.axhline(m, color="gray" if key == "reference" else "black", linestyle=style, label=label)
+    ax.set_xscale("log")
+    nfes = sorted({p[0] for pts in lines.values() for p in pts})
+    if nfes:
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xticks(nfes, [str(n) for n in nfes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("NFE (network calls per sample batch)")
+    ax.set_ylabel("MAUVE")
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    ax.set_title("MAUVE vs NFE")
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(doc: dict, out_dir: str | Path, plot: bool = True) -> None:
+    """Write ``sweep.md`` (and ``sweep.png`` when ``plot``) into ``out_dir`` atomically."""
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "sweep.md", markdown_table(doc))
+    if plot:
+        atomic_write_bytes(out_dir / "sweep.png", plot_png(doc))
