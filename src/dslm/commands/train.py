@@ -1,0 +1,52 @@
+"""``dslm train``: train a DSL, MDLM or AR model from a run config.
+
+    dslm train --config configs/tiny-dsl.yaml [--out DIR] [--resume] [key=value ...]
+    dslm train --config configs/tiny-mdlm.yaml --init runs/mdlm train.steps=500   # more steps
+    torchrun --nproc_per_node 4 -m dslm train --config ...                       # DDP
+"""
+
+from __future__ import annotations
+
+import os
+
+HELP = "train a DSL, MDLM or AR model from a YAML run config (one process or under torchrun)"
+
+
+def add_run_arguments(parser) -> None:
+    """Options shared by ``dslm train`` and ``dslm finetune``."""
+    parser.add_argument("--out", metavar="DIR", help="run folder (overrides train.out_dir)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run saved in the run folder exactly")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. train.lr=1e-3 model.n_blocks=6")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", metavar="YAML",
+                        help="run config (configs/*.yaml); default: <out>/run.yaml with --resume, "
+                             "the checkpoint's own run config with --init")
+    parser.add_argument("--init", metavar="CKPT",
+                        help="start from this checkpoint of the same kind (fresh optimizer)")
+    add_run_arguments(parser)
+
+
+def report(result) -> None:
+    """Print where the run went (rank 0 only)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    val = result.metrics.get("val_loss")
+    shown = f", val_loss {val:.4f}" if isinstance(val, float) else ""
+    print(f"trained {result.step} steps{shown}; checkpoint: {result.checkpoint}")
+
+
+def run(args) -> int:
+    from dslm.train import train
+    from dslm.train.config import load_run_config
+    from dslm.train.starts import continue_from, run_config_of
+
+    base = run_config_of(args.init) if args.init and not args.config else None
+    cfg = load_run_config(args.config, args.overrides, args.out, args.resume, base=base)
+    init = continue_from(args.init, cfg.model.kind) if args.init else None
+    report(train(cfg, resume=args.resume, init_model=init, progress=not args.no_progress))
+    return 0

@@ -1,0 +1,51 @@
+"""The training objective of each model kind (DESIGN.md §1.4-1.5).
+
+* ``dsl``:  ``dsl_loss`` with the run's SNR schedule (``mixed`` by default), the
+  ``loss_on_revealed`` and ``mix_lambda`` flags;
+* ``mdlm``: ``mdlm_loss``, MDLM's NELBO under the log-linear schedule with SUBS;
+* ``ar``:   ``ar_loss``, next-token NLL (the offline judge and the AR baseline).
+
+Each objective maps ``(model, x0 [B, L], generator) -> LossOutput``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from dslm.diffusion.losses import LossOutput, ar_loss, dsl_loss, mdlm_loss
+from dslm.diffusion.schedules import ScheduleConfig
+from dslm.errors import ConfigError
+from dslm.train.config import TrainConfig
+
+Objective = Callable[[object, torch.Tensor, torch.Generator], LossOutput]
+
+
+def objective_for(kind: str, schedule: ScheduleConfig, train: TrainConfig) -> Objective:
+    """The loss function trained for ``model.kind``."""
+    if kind == "dsl":
+        def dsl(model, x0, generator):
+            return dsl_loss(model, x0, schedule, generator,
+                            loss_on_revealed=train.loss_on_revealed, mix_lambda=train.mix_lambda)
+        return dsl
+    if kind == "mdlm":
+        return lambda model, x0, generator: mdlm_loss(model, x0, generator)
+    if kind == "ar":
+        return lambda model, x0, generator: ar_loss(model, x0, generator)
+    raise ConfigError(f"config key 'model.kind': unknown value '{kind}'; allowed: dsl, mdlm, ar")
+
+
+class TrainingView:
+    """The model as the losses see it: calls run through the training wrapper (DDP,
+    ``torch.compile``), attributes (``embeddings``, ``mask_id``, ...) come from the raw model."""
+
+    def __init__(self, wrapper, raw):
+        self._wrapper = wrapper
+        self._raw = raw
+
+    def __call__(self, *args, **kwargs):
+        return self._wrapper(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
