@@ -7,4 +7,4 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec python -m pytest -q "$@"
+exec python -m pytest -q --durations=15 "$@"

@@ -68,3 +68,17 @@ def test_train_resume_init_and_finetune(tmp_path, capsys):
     _one_line_error(capsys, "dslm finetune trains a DSL model")
     assert main(["finetune", "--from", str(tmp_path / "missing"), *small]) == 2
     _one_line_error(capsys, "missing")
+
+
+
+def test_overrides_may_follow_options(tmp_path, capsys):
+    """`a=1 --flag b=2`: the trailing override is read as an override, not rejected by argparse."""
+    import pytest
+
+    from dslm.cli import main
+
+    rc = main(["train", "--out", str(tmp_path / "r"), "train.steps=1", "--no-progress", "train.bogus=2"])
+    assert rc == 2
+    assert "unknown config key 'train.bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--bogus-flag"])

@@ -33,12 +33,12 @@ from dslm.io import atomic_write_json
 class DemoConfig:
     out: str = "results/demo"
     configs: str = ""                   # folder with tiny-{mdlm,dsl,ar}.yaml; "" = the repo's
-    mdlm_steps: int = 600
-    extra_steps: int = 200              # DSL fine-tuning = MDLM control continuation
+    mdlm_steps: int = 1000              # constant lr: the tiny MDLM leaves its unigram plateau late
+    extra_steps: int = 300              # DSL fine-tuning = MDLM control continuation
     ar_steps: int = 400
     samplers: list[str] = field(default_factory=lambda: [
         "mdlm", "remdm-loop", "dsl-mdlm", "dsl-remdm-loop", "roar-ar", "dsl-continuous"])
-    steps: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+    steps: list[int] = field(default_factory=lambda: [8, 16, 32])
     extra_points: list[str] = field(default_factory=lambda: ["hybrid:16"])
     num_samples: int = 64
     seed: int = 0
@@ -64,11 +64,17 @@ def _configs_dir(cfg: DemoConfig) -> Path:
     return path
 
 
-def _run_config(cfg: DemoConfig, name: str, out_dir: Path, steps: int):
+#: lr schedule per stage; both continuation stages (DSL and the MDLM control) get the same one.
+STAGE_LR = {"mdlm": ["train.lr_schedule=constant"],
+            "extra": ["train.lr_schedule=cosine", "train.warmup_steps=20"],
+            "ar": []}
+
+
+def _run_config(cfg: DemoConfig, name: str, out_dir: Path, steps: int, stage: str):
     from dslm.train.config import load_run_config
 
     overrides = [f"train.steps={steps}", f"train.seed={cfg.seed}",
-                 f"train.checkpoint_every={max(50, steps // 4)}"]
+                 f"train.checkpoint_every={max(50, steps // 4)}", *STAGE_LR[stage]]
     if cfg.device != "auto":
         overrides.append(f"train.device={cfg.device}")
     return load_run_config(str(_configs_dir(cfg) / f"tiny-{name}.yaml"), overrides, out_dir=str(out_dir))
@@ -105,11 +111,11 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     timer = _Timer(out / "demo.json")
     runs = {name: out / name for name in ("mdlm", "dsl", "mdlm-control", "ar")}
 
-    mdlm_cfg = _run_config(cfg, "mdlm", runs["mdlm"], cfg.mdlm_steps)
+    mdlm_cfg = _run_config(cfg, "mdlm", runs["mdlm"], cfg.mdlm_steps, "mdlm")
     timer.run("mdlm", lambda: train(mdlm_cfg, resume=True, progress=progress))
 
     def finetune():
-        dsl_cfg = _run_config(cfg, "dsl", runs["dsl"], cfg.extra_steps)
+        dsl_cfg = _run_config(cfg, "dsl", runs["dsl"], cfg.extra_steps, "extra")
         start = None
         if not (runs["dsl"] / "train_state").exists():
             start = finetune_start(runs["mdlm"], dataclasses.asdict(dsl_cfg.model))
@@ -118,14 +124,14 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     timer.run("dsl", finetune)
 
     def control():
-        ctl_cfg = _run_config(cfg, "mdlm", runs["mdlm-control"], cfg.extra_steps)
+        ctl_cfg = _run_config(cfg, "mdlm", runs["mdlm-control"], cfg.extra_steps, "extra")
         start = None
         if not (runs["mdlm-control"] / "train_state").exists():
             start = continue_from(runs["mdlm"], "mdlm")
         return train(ctl_cfg, resume=True, init_model=start, progress=progress)
 
     timer.run("mdlm-control", control)
-    ar_cfg = _run_config(cfg, "ar", runs["ar"], cfg.ar_steps)
+    ar_cfg = _run_config(cfg, "ar", runs["ar"], cfg.ar_steps, "ar")
     timer.run("ar", lambda: train(ar_cfg, resume=True, progress=progress))
 
     total = cfg.mdlm_steps + cfg.extra_steps

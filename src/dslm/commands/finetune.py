@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
                         help="MDLM checkpoint: dslm folder, hub-layout folder, repo id or .ckpt")
     parser.add_argument("--config", metavar="YAML",
                         help="run config (default: the paper's fine-tuning recipe)")
-    parser.add_argument("--trust-pickle", action="store_true",
+    parser.add_argument("--trust-checkpoint", "--trust-pickle", dest="trust_pickle", action="store_true",
                         help="allow full unpickling of a Lightning .ckpt you trust")
     add_run_arguments(parser)
 
