@@ -55,27 +55,24 @@ def markdown_table(doc: dict) -> str:
     return "\n".join(text) + "\n"
 
 
-def plot_png(doc: dict) -> bytes:
-    """PNG bytes of MAUVE vs NFE."""
-    import io
+#: The panels of sweep.png: (metric key, axis label, y scale).
+PANELS = (("mauve", "MAUVE", "MAUVE (higher is better)", "linear"),
+          ("gen_ppl", "gen PPL", "gen PPL under the judge (lower is better)", "log"))
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+def _panel(ax, doc: dict, metric: str, title: str, label: str, yscale: str) -> None:
+    """One metric vs NFE: a line per model + sampler, reference and AR baseline as levels."""
     lines: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for rec in ordered_points(doc):
-        if rec.get("mauve") is not None and rec.get("nfe"):
-            lines.setdefault((rec["model"], rec["sampler"]), []).append((rec["nfe"], rec["mauve"]))
+        if rec.get(metric) is not None and rec.get("nfe"):
+            lines.setdefault((rec["model"], rec["sampler"]), []).append((rec["nfe"], rec[metric]))
     for (model, sampler), pts in lines.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{model} / {sampler}")
-    for key, label, style in (("reference", "reference data", "--"), ("ar_baseline", "AR baseline", ":")):
-        m = (doc.get(key) or {}).get("mauve")
+    for key, name, style in (("reference", "reference data", "--"), ("ar_baseline", "AR baseline", ":")):
+        m = (doc.get(key) or {}).get(metric)
         if m is not None:
-            ax.axhline(m, color="gray" if key == "reference" else "black", linestyle=style, label=label)
+            ax.axhline(m, color="gray" if key == "reference" else "black", linestyle=style, label=name)
     ax.set_xscale("log")
     nfes = sorted({p[0] for pts in lines.values() for p in pts})
     if nfes:
@@ -84,14 +81,31 @@ def plot_png(doc: dict) -> bytes:
         ax.set_xticks(nfes, [str(n) for n in nfes])
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("NFE (network calls per sample batch)")
-    ax.set_ylabel("MAUVE")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(label)
+    ax.set_yscale(yscale)
+    if metric == "mauve":
+        ax.set_ylim(0, 1.05)
     ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="best")
-    ax.set_title("MAUVE vs NFE")
+    ax.set_title(f"{title} vs NFE")
+
+
+def plot_png(doc: dict) -> bytes:
+    """PNG bytes of MAUVE vs NFE and generative perplexity vs NFE, side by side."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 5), dpi=110)
+    for ax, panel in zip(axes, PANELS):
+        _panel(ax, doc, *panel)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
     buf = io.BytesIO()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(labels) + 2) // 3), 1, 1))
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
