@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Any, Iterator
 
 from dslm.errors import DataError
 
@@ -50,7 +51,8 @@ def files_identity(files: list[Path], root: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _read_text(path: Path) -> str:
+def read_utf8(path: Path) -> str:
+    """The text of ``path``, or a DataError naming the first byte that is not UTF-8."""
     data = path.read_bytes()
     try:
         return data.decode("utf-8")
@@ -59,20 +61,25 @@ def _read_text(path: Path) -> str:
 
 
 def _txt_documents(path: Path, one_document: bool) -> list[str]:
-    text = _read_text(path).replace("\r\n", "\n")
+    text = read_utf8(path).replace("\r\n", "\n")
     parts = [text] if one_document else _BLANK_LINES.split(text)
     return [p.strip() for p in parts if p.strip()]
 
 
-def _jsonl_documents(path: Path, text_field: str) -> list[str]:
-    docs = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+def jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank line of a JSON-lines file."""
+    for number, line in enumerate(read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError:
             raise DataError(f"{path} line {number} is not valid JSON") from None
+
+
+def _jsonl_documents(path: Path, text_field: str) -> list[str]:
+    docs = []
+    for number, record in jsonl_records(path):
         value = record.get(text_field) if isinstance(record, dict) else None
         if not isinstance(value, str):
             raise DataError(f"{path} line {number} has no string field '{text_field}'")

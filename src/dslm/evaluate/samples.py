@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from typing import Sequence
 
+from dslm.data.files import jsonl_records, read_utf8
 from dslm.errors import DataError
 from dslm.io import atomic_write_text
 
@@ -30,24 +31,11 @@ def write_samples(path: str | Path, records: Sequence[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
-def _read_utf8(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not valid UTF-8 (byte {e.start})") from None
-
-
 def _jsonl_objects(path: Path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     rows = []
-    for n, line in enumerate(_read_utf8(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataError(f"{path} line {n} is not valid JSON") from None
+    for n, obj in jsonl_records(path):
         if not isinstance(obj, dict):
             raise DataError(f"{path} line {n} is not a JSON object")
         rows.append(obj)
@@ -83,7 +71,7 @@ def read_reference_file(path: str | Path, n: int | None = None, seed: int = 0,
     elif path.suffix == ".txt":
         if not path.is_file():
             raise DataError(f"reference file not found: {path}")
-        texts = [line.strip() for line in _read_utf8(path).splitlines()]
+        texts = [line.strip() for line in read_utf8(path).splitlines()]
         texts = [t for t in texts if t]
     else:
         raise DataError(f"reference file {path} must end in .txt or .jsonl")
