@@ -104,3 +104,12 @@ def test_nan_weights_refused(tmp_path):
     path = ck.save(model, tmp_path / "c")
     with pytest.raises(CheckpointError, match="NaN or inf.*attn_qkv|attn_qkv.*NaN or inf"):
         ck.load(path)
+
+
+def test_absurd_sizes_in_config_are_refused_without_allocating(tmp_path):
+    path = ck.save(build_model(tiny_model_config("mdlm")), tmp_path / "c")
+    doc = json.loads((path / "config.json").read_text())
+    doc["model"]["hidden_size"] = 759250140
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="hidden_size"):
+        ck.load(path)

@@ -156,8 +156,9 @@ def _build(cfg, tensors: dict[str, torch.Tensor], meta: bool) -> torch.nn.Module
             if cfg.input_beta <= 0:   # never re-calibrate on load: the file holds beta
                 cfg = dataclasses.replace(cfg, input_beta=1.0)
             return MODEL_KINDS["dsl"](cfg, embeddings=tensors["embed_directions"])
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint does not match its config: {e}") from None
+    except (ValueError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        raise CheckpointError(f"checkpoint does not match its config: {reason}") from None
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu",

@@ -23,6 +23,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
+#: Upper bounds of the size fields: far above any real model, they stop a corrupt or
+#: hostile config from asking for absurd allocations.
+LIMITS = {"vocab_size": 2 ** 24, "seq_len": 2 ** 20, "hidden_size": 2 ** 16, "n_blocks": 1024,
+          "n_heads": 1024, "cond_dim": 2 ** 16, "mlp_ratio": 64, "embed_dim": 2 ** 16}
+
+
 @dataclass
 class ModelConfig:
     kind: str = choices("dsl", "mdlm", "ar", default="dsl")
@@ -49,8 +55,9 @@ class ModelConfig:
     def validate(self) -> None:
         for key in ("vocab_size", "seq_len", "hidden_size", "n_blocks", "n_heads",
                     "cond_dim", "mlp_ratio", "embed_dim"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config key 'model.{key}' must be >= 1, got {getattr(self, key)}")
+            value, limit = getattr(self, key), LIMITS[key]
+            if not 1 <= value <= limit:
+                raise ConfigError(f"config key 'model.{key}' must be in [1, {limit}], got {value}")
         if self.hidden_size % self.n_heads:
             raise ConfigError(
                 f"config key 'model.hidden_size' ({self.hidden_size}) must be divisible by "
