@@ -4,7 +4,7 @@ from __future__ import annotations
 
 DEFAULT_STEPS = (8, 16, 32, 64, 128)
 
-HELP = "sweep samplers and step budgets: sweep.json, sweep.md (table), sweep.png (MAUVE vs NFE)"
+HELP = "sweep samplers and step budgets: sweep.json, sweep.md (table), sweep.png (MAUVE and gen PPL vs NFE)"
 
 
 def _csv(value: str) -> list[str]:
