@@ -21,7 +21,7 @@ from dslm.diffusion.losses import ar_loss, dsl_loss, mdlm_loss
 from dslm.diffusion.schedules import ScheduleConfig
 from dslm.models import build_model
 from dslm.models.config import preset
-from dslm.perf import gemm_shapes, matmul_peak, train_flops_per_token
+from dslm.perf import gemm_shapes, matmul_peak, sync, train_flops_per_token
 
 
 def make_step(model, kind: str, device: torch.device, use_amp: bool):
@@ -46,11 +46,6 @@ def make_step(model, kind: str, device: torch.device, use_amp: bool):
         return out.loss
 
     return step
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:

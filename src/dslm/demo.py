@@ -104,6 +104,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     from dslm.evaluate.sweep import SweepConfig, run_sweep
     from dslm.train import train
     from dslm.train.starts import continue_from, finetune_start
+    from dslm.train.state import STATE_DIR
 
     cfg.validate()
     out = Path(cfg.out)
@@ -114,23 +115,17 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     mdlm_cfg = _run_config(cfg, "mdlm", runs["mdlm"], cfg.mdlm_steps, "mdlm")
     timer.run("mdlm", lambda: train(mdlm_cfg, resume=True, progress=progress))
 
-    def finetune():
-        dsl_cfg = _run_config(cfg, "dsl", runs["dsl"], cfg.extra_steps, "extra")
-        start = None
-        if not (runs["dsl"] / "train_state").exists():
-            start = finetune_start(runs["mdlm"], dataclasses.asdict(dsl_cfg.model))
-        return train(dsl_cfg, resume=True, init_model=start, progress=progress)
+    def continuation(run_cfg, start):
+        """Train ``run_cfg`` from ``start()`` (an MDLM-derived model), or resume its saved state."""
+        fresh = not (Path(run_cfg.train.out_dir) / STATE_DIR).exists()
+        return train(run_cfg, resume=True, init_model=start() if fresh else None, progress=progress)
 
-    timer.run("dsl", finetune)
-
-    def control():
-        ctl_cfg = _run_config(cfg, "mdlm", runs["mdlm-control"], cfg.extra_steps, "extra")
-        start = None
-        if not (runs["mdlm-control"] / "train_state").exists():
-            start = continue_from(runs["mdlm"], "mdlm")
-        return train(ctl_cfg, resume=True, init_model=start, progress=progress)
-
-    timer.run("mdlm-control", control)
+    dsl_cfg = _run_config(cfg, "dsl", runs["dsl"], cfg.extra_steps, "extra")
+    timer.run("dsl", lambda: continuation(
+        dsl_cfg, lambda: finetune_start(runs["mdlm"], dataclasses.asdict(dsl_cfg.model))))
+    ctl_cfg = _run_config(cfg, "mdlm", runs["mdlm-control"], cfg.extra_steps, "extra")
+    timer.run("mdlm-control", lambda: continuation(
+        ctl_cfg, lambda: continue_from(runs["mdlm"], "mdlm")))
     ar_cfg = _run_config(cfg, "ar", runs["ar"], cfg.ar_steps, "ar")
     timer.run("ar", lambda: train(ar_cfg, resume=True, progress=progress))
 

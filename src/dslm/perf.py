@@ -50,7 +50,8 @@ def gemm_shapes(cfg: ModelConfig, tokens: int) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work (timing); a no-op on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -64,13 +65,13 @@ def matmul_peak(shapes: list[tuple[int, int, int]], device: str | torch.device =
     flops = sum(2.0 * m * k * n for m, k, n in shapes)
     for a, b in mats:  # warm-up
         a @ b
-    _sync(device)
+    sync(device)
     best, spent = float("inf"), 0.0
     while spent < min_seconds:
         t0 = time.perf_counter()
         for a, b in mats:
             a @ b
-        _sync(device)
+        sync(device)
         dt = time.perf_counter() - t0
         best, spent = min(best, dt), spent + dt
     return flops / best

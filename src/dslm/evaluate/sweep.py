@@ -28,6 +28,7 @@ from dslm.errors import ConfigError, DSLMError
 from dslm.evaluate import distributed as dd
 from dslm.evaluate import lm
 from dslm.io import atomic_write_json
+from dslm.perf import sync
 
 RESULTS = "sweep.json"
 
@@ -140,8 +141,7 @@ def generate(sample_fn, model, sampler: str, num_samples: int, seq_len: int, ste
         res = sample_fn(model, sampler, local_n, seq_len, steps, gen, batch_size=batch_size or None,
                      progress=progress, **options)
         tokens, nfe = res.tokens.tolist(), int(res.nfe)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    sync(device)
     seconds = time.perf_counter() - start
     shards = dd.gather((tokens, nfe, seconds), ctx)
     return (dd.merge_shards([s[0] for s in shards]), max(s[1] for s in shards),

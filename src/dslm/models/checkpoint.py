@@ -34,10 +34,6 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-
-
 def save(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any] | None = None,
          write_extra: Callable[[Path], None] | None = None,
          state_dict: dict[str, torch.Tensor] | None = None) -> Path:
@@ -48,7 +44,7 @@ def save(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any] | No
     cfg = getattr(model, "config", None)
     if cfg is None:
         raise CheckpointError("model has no .config; only dslm models can be saved")
-    tensors = state_dict if state_dict is not None else _state_dict(model)
+    tensors = state_dict if state_dict is not None else model.state_dict()
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "dslm_version": __version__,
            "model": to_dict(cfg), "metadata": metadata or {}}
