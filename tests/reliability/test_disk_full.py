@@ -38,3 +38,27 @@ def test_enospc_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.equal(ck.load(out)(x), before)          # the last good checkpoint is intact
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())
+
+
+def test_crash_in_the_last_checkpoint_write_resumes_to_the_same_checkpoint(tmp_path, monkeypatch):
+    """A failure while writing checkpoint/ at the final step must not leave it stale."""
+    ref_out, out, cache = tmp_path / "ref", tmp_path / "run", tmp_path / "cache"
+    train(_cfg(ref_out, cache, 4), progress=False)
+
+    real_save = ck.save
+
+    def dies_at_last_step(model, path, metadata=None, **kw):
+        if metadata and metadata.get("step") == 4:
+            raise OSError(errno.EIO, "killed mid-write")
+        return real_save(model, path, metadata=metadata, **kw)
+
+    monkeypatch.setattr(ck, "save", dies_at_last_step)
+    with pytest.raises(OSError, match="killed mid-write"):
+        train(_cfg(out, cache, 4), progress=False)
+    monkeypatch.undo()
+    train(_cfg(out, cache, 4), resume=True, progress=False)
+    from safetensors.torch import load_file
+
+    a = load_file(str(out / "checkpoint" / "model.safetensors"))
+    b = load_file(str(ref_out / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in b)

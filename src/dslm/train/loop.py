@@ -356,10 +356,22 @@ class _Run:
         return {"val_loss": loss / count, "val_nll": nll / count}
 
     def _save(self) -> None:
-        """Write train_state/ then checkpoint/ (EMA weights, tokenizer, metadata)."""
+        """Write checkpoint/ (EMA weights, tokenizer, metadata), then train_state/.
+
+        In this order a train_state/ at step k implies a checkpoint/ of step k or later,
+        so a run killed between the two writes (even at its last step) resumes from the
+        older state, replays the step deterministically and rewrites both.
+        """
         from dslm.models import checkpoint
 
         run_config = _json_safe(to_dict(self.cfg))
+        metadata = {"tokenizer": self.tokenizer.spec(), "run_config": run_config,
+                    "step": self.step, "metrics": self.last,
+                    "data": _json_safe(getattr(self.data, "meta", {}) or {})}
+        tokenizer = self.tokenizer
+        checkpoint.save(self.model, self.out_dir / CHECKPOINT_DIR, metadata=metadata,
+                        write_extra=lambda tmp: tokenizer.save(Path(tmp) / "tokenizer"),
+                        state_dict=self.ema.state_dict() if self.ema is not None else None)
         save_train_state(self.out_dir, {
             "step": self.step,
             "data_position": self.step * self.stream.global_batch,
@@ -372,10 +384,3 @@ class _Run:
             "run_config": run_config,
             "metrics": self.last,
         })
-        metadata = {"tokenizer": self.tokenizer.spec(), "run_config": run_config,
-                    "step": self.step, "metrics": self.last,
-                    "data": _json_safe(getattr(self.data, "meta", {}) or {})}
-        tokenizer = self.tokenizer
-        checkpoint.save(self.model, self.out_dir / CHECKPOINT_DIR, metadata=metadata,
-                        write_extra=lambda tmp: tokenizer.save(Path(tmp) / "tokenizer"),
-                        state_dict=self.ema.state_dict() if self.ema is not None else None)
