@@ -122,7 +122,9 @@ class DiTBlock(nn.Module):
         qkv = self.attn_qkv(h).view(b, length, 3, self.n_heads, dim // self.n_heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)                          # [3, B, H, L, Dh]
         qk = apply_rotary(qkv[:2], cos, sin)                      # q and k in one pass
-        a = F.scaled_dot_product_attention(qk[0], qk[1], qkv[2], is_causal=self.causal)
+        # a copy of v: attention keeps it for backward, and a view would keep all of qkv
+        v = qkv[2].contiguous()
+        a = F.scaled_dot_product_attention(qk[0], qk[1], v, is_causal=self.causal)
         a = a.transpose(1, 2).reshape(b, length, dim)
         x = torch.addcmul(x, gate_a, self._dropout(self.attn_out(a)))
 
