@@ -113,6 +113,9 @@ def main() -> None:
                      f"max batch ({args.gpu_gib:g} GiB)": fits,
                      **({"cuda peak GiB": res.get("cuda_peak_gib")} if device.type == "cuda" else {})})
         print(table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
+        if (args.out or "").endswith(".json"):           # a timeout keeps the rows so far
+            write_result("memory", {"device": str(device), "preset": args.preset, "bf16": bf16,
+                                    "runs": results}, args.out)
         del model
     print(f"device {device}, {'bf16 autocast' if bf16 else 'float32'}, preset {args.preset}")
     print(table(rows, list(rows[0])))

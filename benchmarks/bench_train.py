@@ -29,13 +29,14 @@ from dslm.perf import (compile_enabled, gemm_shapes, matmul_peak, spec_peak, squ
                        train_flops_per_token)
 
 
-def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: bool):
+def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: bool,
+              backend: str = "inductor"):
     from dslm.train.config import TrainConfig
     from dslm.train.optim import build_optimizer
 
     opt, _ = build_optimizer(model, TrainConfig(lr=3e-4), device)
     params = [p for p in model.parameters() if p.requires_grad]
-    forward = torch.compile(model) if compiled else model
+    forward = torch.compile(model, backend=backend) if compiled else model
     gen = torch.Generator(device=device).manual_seed(0)
 
     def step(x):
@@ -48,6 +49,7 @@ def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: b
         return out.loss
 
     step.fused = any(g.get("fused") for g in opt.param_groups)
+    step.model = model
     return step
 
 
@@ -65,17 +67,14 @@ class View:
         return getattr(self._raw, name)
 
 
-def run_one(cfg, kind: str, batch: int, steps: int, warmup: int, device, gpu: bool,
-            compiled: bool) -> dict:
-    torch.manual_seed(0)
-    model = build_model(cfg).to(device).train()
-    step = make_step(model, kind, device, use_amp=gpu, compiled=compiled)
+def run_batch(step, cfg, kind: str, batch: int, steps: int, warmup: int, device, gpu: bool,
+              compiled: bool) -> dict:
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len), device=device)
-    t_compile = time.perf_counter()
+    t_warm = time.perf_counter()
     for _ in range(warmup):
         step(x)
     sync(device)
-    warm_s = time.perf_counter() - t_compile
+    warm_s = time.perf_counter() - t_warm
     t0 = time.perf_counter()
     for _ in range(steps):
         loss = step(x)
@@ -100,6 +99,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                     help="torch.compile the model (auto: as training, on GPU only)")
+    ap.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: a CPU smoke test)")
     ap.add_argument("--peak-seconds", type=float, default=1.0, help="time spent on each matmul peak")
     ap.add_argument("--out", default=None, help="results folder or .json file")
     args = ap.parse_args()
@@ -116,50 +116,69 @@ def main() -> None:
     square = square_peak(device, dtype, min_seconds=args.peak_seconds)
     spec = spec_peak(torch.cuda.get_device_name(device)) if gpu else None
     rows, results = [], []
-    for kind in kinds:
-        cfg = model_config(name, kind, args.vocab_size)
-        shape_peak = matmul_peak(gemm_shapes(cfg, batches[0] * cfg.seq_len), device, dtype,
-                                 min_seconds=args.peak_seconds / 2)
-        for batch in batches:
+    columns = ["kind", "preset", "batch", "seq", "compile", "tokens/s", "TFLOP/s", "MFU spec",
+               "MFU square", "shape-bound", "GiB", "loss"]
+
+    def save():
+        return write_result("train", {"device": str(device), "preset": name, "batches": batches,
+                                      "compile": compiled, "square_peak_flops": square,
+                                      "spec_peak_flops": spec, "steps": steps, "warmup": args.warmup,
+                                      "runs": results}, out)
+
+    out = args.out if (args.out or "").endswith(".json") else None
+    setups = {}
+
+    def setup(kind):
+        """(config, shape-bound peak, step) of ``kind``: one model per kind for every batch size."""
+        if kind not in setups:
+            cfg = model_config(name, kind, args.vocab_size)
+            shape_peak = matmul_peak(gemm_shapes(cfg, batches[0] * cfg.seq_len), device, dtype,
+                                     min_seconds=args.peak_seconds / 2)
+            torch.manual_seed(0)
+            model = build_model(cfg).to(device).train()
+            setups[kind] = (cfg, shape_peak, make_step(model, kind, device, gpu, compiled, args.backend))
+        return setups[kind]
+
+    # batch-major: every kind at the first batch size before the next (a timeout keeps the most)
+    for batch in batches:
+        for kind in kinds:
+            cfg, shape_peak, step = setup(kind)
+            if gpu:
+                torch.cuda.reset_peak_memory_stats(device)
             try:
-                res = run_one(cfg, kind, batch, steps, args.warmup, device, gpu, compiled)
+                res = run_batch(step, cfg, kind, batch, steps, args.warmup, device, gpu, compiled)
             except torch.cuda.OutOfMemoryError as e:
+                step.model.zero_grad(set_to_none=True)
                 res = {"kind": kind, "batch": batch, "seq_len": cfg.seq_len, "compile": compiled,
                        "error": f"CUDA out of memory ({str(e).splitlines()[0][:160]})"}
-            finally:
-                if gpu:
-                    torch.cuda.empty_cache()
-                    torch.cuda.reset_peak_memory_stats(device)
+            if gpu:
+                torch.cuda.empty_cache()
             row = {"kind": kind, "preset": name, "batch": batch, "seq": cfg.seq_len,
                    "compile": "on" if compiled else "off"}
             if "error" in res:
                 rows.append({**row, "tokens/s": "OOM"})
                 results.append(res)
-                continue
-            flops = res["tokens_per_s"] * train_flops_per_token(cfg)
-            res.update(model_flops_per_s=flops, mfu_square=flops / square,
-                       mfu_spec=flops / spec if spec else None, shape_bound=flops / shape_peak,
-                       shape_peak_flops=shape_peak)
-            results.append(res)
-            rows.append({**row, "tokens/s": f"{res['tokens_per_s']:,.0f}",
-                         "TFLOP/s": f"{flops / 1e12:.3f}",
-                         "MFU spec": f"{flops / spec:.1%}" if spec else "-",
-                         "MFU square": f"{flops / square:.1%}",
-                         "shape-bound": f"{flops / shape_peak:.1%}",
-                         "GiB": f"{res['max_memory_gib']:.1f}" if gpu else "-",
-                         "loss": f"{res['loss']:.3f}"})
-            print(table(rows[-1:], list(rows[-1])).splitlines()[-1], flush=True)
+            else:
+                flops = res["tokens_per_s"] * train_flops_per_token(cfg)
+                res.update(model_flops_per_s=flops, mfu_square=flops / square,
+                           mfu_spec=flops / spec if spec else None, shape_bound=flops / shape_peak,
+                           shape_peak_flops=shape_peak)
+                results.append(res)
+                rows.append({**row, "tokens/s": f"{res['tokens_per_s']:,.0f}",
+                             "TFLOP/s": f"{flops / 1e12:.3f}",
+                             "MFU spec": f"{flops / spec:.1%}" if spec else "-",
+                             "MFU square": f"{flops / square:.1%}",
+                             "shape-bound": f"{flops / shape_peak:.1%}",
+                             "GiB": f"{res['max_memory_gib']:.1f}" if gpu else "-",
+                             "loss": f"{res['loss']:.3f}"})
+            print(table(rows[-1:], columns).splitlines()[-1], flush=True)
+            if out:
+                save()                                   # a timeout keeps the rows so far
     print(f"device {device} ({torch.cuda.get_device_name(device) if gpu else 'cpu'}); "
           f"square-matmul peak {square / 1e12:.3f} TFLOP/s ({dtype}); "
           f"spec {spec / 1e12 if spec else '-'} TFLOP/s")
-    columns = ["kind", "preset", "batch", "seq", "compile", "tokens/s", "TFLOP/s", "MFU spec",
-               "MFU square", "shape-bound", "GiB", "loss"]
     print(table(rows, columns))
-    path = write_result("train", {"device": str(device), "preset": name, "batches": batches,
-                                  "compile": compiled, "square_peak_flops": square,
-                                  "spec_peak_flops": spec, "steps": steps, "warmup": args.warmup,
-                                  "runs": results}, args.out)
-    print(f"wrote {path}")
+    print(f"wrote {save()}")
 
 
 if __name__ == "__main__":

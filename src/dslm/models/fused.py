@@ -79,17 +79,9 @@ def padded_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return F.linear(x, w, b)[..., :v]
 
 
-class _NoAutocast:
-    """``torch.autocast(device, enabled=False)`` for a tensor's device."""
-
-    def __init__(self, t: torch.Tensor):
-        self.ctx = torch.autocast(t.device.type, enabled=False)
-
-    def __enter__(self):
-        return self.ctx.__enter__()
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc)
+def _no_autocast(t: torch.Tensor):
+    """``torch.autocast(device, enabled=False)`` for a tensor's device (traceable by dynamo)."""
+    return torch.autocast(t.device.type, enabled=False)
 
 
 # ---------------------------------------------------------------- fused head cross-entropy
@@ -143,7 +135,7 @@ def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad):
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, target, token_weight, classes, cd):
-        with _NoAutocast(h):
+        with _no_autocast(h):
             ce, (gh, gw, gb) = _ce_forward(h, weight, bias, target, token_weight, classes, cd, True)
             total = (ce * token_weight).sum()
         v = weight.shape[0]
@@ -185,7 +177,7 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     if need:
         total, ce = _LinearCrossEntropy.apply(h2, weight, bias, t, w.detach(), classes, cd)
     else:
-        with torch.no_grad(), _NoAutocast(h):
+        with torch.no_grad(), _no_autocast(h):
             ce, _ = _ce_forward(h2, weight, bias, t, w, classes, cd, False)
             total = (ce * w).sum()
     return total, ce.view(shape)
@@ -210,7 +202,7 @@ class _SoftEmbedding(torch.autograd.Function):
     def forward(ctx, y, keys, bias, w_in, cd):
         v1 = keys.shape[0]
         vp = padded_size(v1)
-        with _NoAutocast(y):
+        with _no_autocast(y):
             kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, float("-inf"))
             wp = pad_rows(w_in.to(cd), vp)
             out = torch.empty(y.shape[0], w_in.shape[1], dtype=w_in.dtype, device=y.device)
@@ -230,7 +222,7 @@ class _SoftEmbedding(torch.autograd.Function):
         v1 = keys.shape[0]
         vp = padded_size(v1)
         need_y, need_k, need_b, need_w = ctx.needs_input_grad[:4]
-        with _NoAutocast(y):
+        with _no_autocast(y):
             kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, float("-inf"))
             wp = pad_rows(w_in.to(cd), vp)
             gy = torch.empty_like(y) if need_y else None
@@ -277,7 +269,7 @@ class _GeluLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, weight, bias):
         cd = u.dtype
-        with _NoAutocast(u):
+        with _no_autocast(u):
             a = F.gelu(u, approximate="tanh")
             out = F.linear(a, weight.to(cd), None if bias is None else bias.to(cd))
         ctx.save_for_backward(u, weight, bias)
@@ -287,7 +279,7 @@ class _GeluLinear(torch.autograd.Function):
     def backward(ctx, g):
         u, weight, bias = ctx.saved_tensors
         cd = u.dtype
-        with _NoAutocast(u):
+        with _no_autocast(u):
             g = g.to(cd)
             g2 = g.reshape(-1, g.shape[-1])
             gw = gb = gu = None
