@@ -93,6 +93,9 @@ def main() -> None:
     ap.add_argument("--preset", default=None)
     ap.add_argument("--kind", default="all", choices=["all", "dsl", "mdlm", "ar"])
     ap.add_argument("--vocab-size", type=int, default=None)
+    ap.add_argument("--hidden-size", type=int, default=None)
+    ap.add_argument("--n-blocks", type=int, default=None)
+    ap.add_argument("--seq-len", type=int, default=None)
     ap.add_argument("--batch-size", default=None, help="one or more, comma-separated")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=3)
@@ -131,7 +134,11 @@ def main() -> None:
     def setup(kind):
         """(config, shape-bound peak, step) of ``kind``: one model per kind for every batch size."""
         if kind not in setups:
-            cfg = model_config(name, kind, args.vocab_size)
+            overrides = {k: v for k, v in (("hidden_size", args.hidden_size),
+                                             ("n_blocks", args.n_blocks), ("seq_len", args.seq_len)) if v}
+            if args.hidden_size:
+                overrides["n_heads"] = max(1, args.hidden_size // 64)
+            cfg = model_config(name, kind, args.vocab_size, **overrides)
             shape_peak = matmul_peak(gemm_shapes(cfg, batches[0] * cfg.seq_len), device, dtype,
                                      min_seconds=args.peak_seconds / 2)
             torch.manual_seed(0)
