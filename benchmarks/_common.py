@@ -26,11 +26,36 @@ def machine() -> dict:
     return info
 
 
-def write_result(kind: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+def write_result(kind: str, payload: dict, out: str | None = None) -> Path:
+    """``payload`` (+ the machine) as JSON: ``out`` if it ends in .json, else
+    ``<out or benchmarks/results>/<kind>-<timestamp>.json``."""
+    if out and out.endswith(".json"):
+        path = Path(out)
+    else:
+        path = Path(out or RESULTS) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path
+
+
+def training_loss(model, kind: str, x: torch.Tensor, generator: torch.Generator):
+    """The training objective of ``kind`` on x (as ``dslm.train`` runs it, default flags)."""
+    from dslm.diffusion.losses import ar_loss, dsl_loss, mdlm_loss
+    from dslm.diffusion.schedules import ScheduleConfig
+
+    if kind == "dsl":
+        return dsl_loss(model, x, ScheduleConfig(), generator)
+    if kind == "mdlm":
+        return mdlm_loss(model, x, generator)
+    return ar_loss(model, x)
+
+
+def model_config(name: str, kind: str, vocab_size: int | None = None, **overrides):
+    """The preset ``name`` for ``kind`` (tiny: |V| = 4096 unless given), dropout off."""
+    from dslm.models.config import preset
+
+    extra = {"vocab_size": vocab_size} if vocab_size else ({"vocab_size": 4096} if name == "tiny" else {})
+    return preset(name, kind=kind, dropout=0.0, **extra, **overrides)
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -1,12 +1,19 @@
 """Training throughput and model FLOPs utilisation (MFU), measured in one run.
 
-    python benchmarks/bench_train.py [--preset tiny|small] [--kind dsl|mdlm|ar]
-                                     [--batch-size B] [--steps N] [--compile]
+    python benchmarks/bench_train.py [--preset tiny|small] [--kind all|dsl|mdlm|ar]
+                                     [--batch-size 16,32,64] [--steps N] [--warmup W]
+                                     [--compile auto|on|off] [--device auto] [--out DIR]
 
-Each step is what ``dslm.train`` does per optimizer step: forward under autocast
-(bf16 on GPU, fp32 on CPU), backward, gradient clipping, fused AdamW where
-available. MFU = model FLOPs/s (``dslm.perf.train_flops_per_token``, attention
-included) / the matmul peak measured on the model's own GEMM shapes in this run.
+Each step is what ``dslm.train`` does per optimizer step: the objective's forward
+under autocast (bf16 on GPU, fp32 on CPU), backward, gradient clipping, AdamW built
+by ``dslm.train.optim.build_optimizer`` (fused where training uses it), TF32 matmuls
+on GPU as training sets them, ``torch.compile`` as training does (``auto``: on GPU).
+
+MFU = model FLOP/s (``dslm.perf.train_flops_per_token``, attention included) divided
+by (a) the hardware's dense bf16 spec (``dslm.perf.spec_peak``: H100 / H200 989, A100
+312 TFLOP/s; GPUs only) and (b) a large square matmul measured in this run (bf16 on
+GPU, fp32 on CPU; the only denominator on a CPU). The throughput of the model's own
+GEMM shapes is printed as extra information ("shape-bound"), not as MFU.
 """
 
 from __future__ import annotations
@@ -16,36 +23,69 @@ import time
 
 import torch
 
-from _common import pick_device, table, write_result
-from dslm.diffusion.losses import ar_loss, dsl_loss, mdlm_loss
-from dslm.diffusion.schedules import ScheduleConfig
+from _common import model_config, pick_device, table, training_loss, write_result
 from dslm.models import build_model
-from dslm.models.config import preset
-from dslm.perf import gemm_shapes, matmul_peak, sync, train_flops_per_token
+from dslm.perf import (compile_enabled, gemm_shapes, matmul_peak, spec_peak, square_peak, sync,
+                       train_flops_per_token)
 
 
-def make_step(model, kind: str, device: torch.device, use_amp: bool):
-    sched = ScheduleConfig()
+def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: bool,
+              backend: str = "inductor"):
+    from dslm.train.config import TrainConfig
+    from dslm.train.optim import build_optimizer
+
+    opt, _ = build_optimizer(model, TrainConfig(lr=3e-4), device)
     params = [p for p in model.parameters() if p.requires_grad]
-    fused = device.type == "cuda"
-    opt = torch.optim.AdamW(params, lr=3e-4, fused=fused) if fused else torch.optim.AdamW(params, lr=3e-4)
+    forward = torch.compile(model, backend=backend) if compiled else model
     gen = torch.Generator(device=device).manual_seed(0)
 
     def step(x):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            if kind == "dsl":
-                out = dsl_loss(model, x, sched, gen)
-            elif kind == "mdlm":
-                out = mdlm_loss(model, x, gen)
-            else:
-                out = ar_loss(model, x)
+            out = training_loss(View(forward, model), kind, x, gen)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         return out.loss
 
+    step.fused = any(g.get("fused") for g in opt.param_groups)
+    step.model = model
     return step
+
+
+class View:
+    """The model as the losses see it: calls through ``forward`` (maybe compiled),
+    attributes from the raw model (as ``dslm.train.objectives.TrainingView``)."""
+
+    def __init__(self, forward, raw):
+        self._forward, self._raw = forward, raw
+
+    def __call__(self, *args, **kwargs):
+        return self._forward(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+def run_batch(step, cfg, kind: str, batch: int, steps: int, warmup: int, device, gpu: bool,
+              compiled: bool) -> dict:
+    x = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len), device=device)
+    t_warm = time.perf_counter()
+    for _ in range(warmup):
+        step(x)
+    sync(device)
+    warm_s = time.perf_counter() - t_warm
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step(x)
+    sync(device)
+    dt = (time.perf_counter() - t0) / steps
+    out = {"kind": kind, "batch": batch, "seq_len": cfg.seq_len, "compile": compiled,
+           "fused_adamw": step.fused, "step_seconds": dt, "warmup_seconds": warm_s,
+           "tokens_per_s": batch * cfg.seq_len / dt, "loss": float(loss)}
+    if gpu:
+        out["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return out
 
 
 def main() -> None:
@@ -53,53 +93,99 @@ def main() -> None:
     ap.add_argument("--preset", default=None)
     ap.add_argument("--kind", default="all", choices=["all", "dsl", "mdlm", "ar"])
     ap.add_argument("--vocab-size", type=int, default=None)
-    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--hidden-size", type=int, default=None)
+    ap.add_argument("--n-blocks", type=int, default=None)
+    ap.add_argument("--seq-len", type=int, default=None)
+    ap.add_argument("--batch-size", default=None, help="one or more, comma-separated")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                    help="torch.compile the model (auto: as training, on GPU only)")
+    ap.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: a CPU smoke test)")
+    ap.add_argument("--peak-seconds", type=float, default=1.0, help="time spent on each matmul peak")
+    ap.add_argument("--out", default=None, help="results folder or .json file")
     args = ap.parse_args()
     device = pick_device(args.device)
     gpu = device.type == "cuda"
+    if gpu:
+        torch.set_float32_matmul_precision("high")            # TF32, as dslm.train sets it
+    compiled = {"on": True, "off": False}.get(args.compile, compile_enabled(device))
     name = args.preset or ("small" if gpu else "tiny")
-    batch = args.batch_size or (64 if gpu else 16)
+    batches = [int(b) for b in (args.batch_size or ("64" if gpu else "16")).split(",")]
     steps = args.steps or (20 if gpu else 10)
     kinds = ["dsl", "mdlm", "ar"] if args.kind == "all" else [args.kind]
+    dtype = torch.bfloat16 if gpu else torch.float32
+    square = square_peak(device, dtype, min_seconds=args.peak_seconds)
+    spec = spec_peak(torch.cuda.get_device_name(device)) if gpu else None
     rows, results = [], []
-    peak = None
-    for kind in kinds:
-        extra = {"vocab_size": args.vocab_size} if args.vocab_size else ({"vocab_size": 4096} if name == "tiny" else {})
-        cfg = preset(name, kind=kind, dropout=0.0, **extra)
-        if peak is None:
-            peak = matmul_peak(gemm_shapes(cfg, batch * cfg.seq_len), device,
-                               torch.bfloat16 if gpu else torch.float32)
-        torch.manual_seed(0)
-        model = build_model(cfg).to(device).train()
-        if args.compile:
-            model = torch.compile(model)
-        step = make_step(model, kind, device, use_amp=gpu)
-        x = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len), device=device)
-        for _ in range(3):
-            step(x)
-        sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            loss = step(x)
-        sync(device)
-        dt = (time.perf_counter() - t0) / steps
-        tok_s = batch * cfg.seq_len / dt
-        flops = tok_s * train_flops_per_token(cfg)
-        row = {"kind": kind, "preset": name, "batch": batch, "seq": cfg.seq_len,
-               "tokens/s": f"{tok_s:,.0f}", "TFLOP/s": f"{flops / 1e12:.3f}",
-               "MFU": f"{flops / peak:.1%}", "loss": f"{float(loss):.3f}"}
-        rows.append(row)
-        results.append({"kind": kind, "tokens_per_s": tok_s, "model_flops_per_s": flops,
-                        "mfu": flops / peak, "step_seconds": dt})
-        del model
-    print(f"device {device}; matmul peak on the model's shapes: {peak / 1e9:.1f} GFLOP/s")
-    print(table(rows, ["kind", "preset", "batch", "seq", "tokens/s", "TFLOP/s", "MFU", "loss"]))
-    path = write_result("train", {"device": str(device), "preset": name, "batch": batch,
-                                  "compile": args.compile, "peak_flops": peak, "runs": results})
-    print(f"wrote {path}")
+    columns = ["kind", "preset", "batch", "seq", "compile", "tokens/s", "TFLOP/s", "MFU spec",
+               "MFU square", "shape-bound", "GiB", "loss"]
+
+    def save():
+        return write_result("train", {"device": str(device), "preset": name, "batches": batches,
+                                      "compile": compiled, "square_peak_flops": square,
+                                      "spec_peak_flops": spec, "steps": steps, "warmup": args.warmup,
+                                      "runs": results}, out)
+
+    out = args.out if (args.out or "").endswith(".json") else None
+    setups = {}
+
+    def setup(kind):
+        """(config, shape-bound peak, step) of ``kind``: one model per kind for every batch size."""
+        if kind not in setups:
+            overrides = {k: v for k, v in (("hidden_size", args.hidden_size),
+                                             ("n_blocks", args.n_blocks), ("seq_len", args.seq_len)) if v}
+            if args.hidden_size:
+                overrides["n_heads"] = max(1, args.hidden_size // 64)
+            cfg = model_config(name, kind, args.vocab_size, **overrides)
+            shape_peak = matmul_peak(gemm_shapes(cfg, batches[0] * cfg.seq_len), device, dtype,
+                                     min_seconds=args.peak_seconds / 2)
+            torch.manual_seed(0)
+            model = build_model(cfg).to(device).train()
+            setups[kind] = (cfg, shape_peak, make_step(model, kind, device, gpu, compiled, args.backend))
+        return setups[kind]
+
+    # batch-major: every kind at the first batch size before the next (a timeout keeps the most)
+    for batch in batches:
+        for kind in kinds:
+            cfg, shape_peak, step = setup(kind)
+            if gpu:
+                torch.cuda.reset_peak_memory_stats(device)
+            try:
+                res = run_batch(step, cfg, kind, batch, steps, args.warmup, device, gpu, compiled)
+            except torch.cuda.OutOfMemoryError as e:
+                step.model.zero_grad(set_to_none=True)
+                res = {"kind": kind, "batch": batch, "seq_len": cfg.seq_len, "compile": compiled,
+                       "error": f"CUDA out of memory ({str(e).splitlines()[0][:160]})"}
+            if gpu:
+                torch.cuda.empty_cache()
+            row = {"kind": kind, "preset": name, "batch": batch, "seq": cfg.seq_len,
+                   "compile": "on" if compiled else "off"}
+            if "error" in res:
+                rows.append({**row, "tokens/s": "OOM"})
+                results.append(res)
+            else:
+                flops = res["tokens_per_s"] * train_flops_per_token(cfg)
+                res.update(model_flops_per_s=flops, mfu_square=flops / square,
+                           mfu_spec=flops / spec if spec else None, shape_bound=flops / shape_peak,
+                           shape_peak_flops=shape_peak)
+                results.append(res)
+                rows.append({**row, "tokens/s": f"{res['tokens_per_s']:,.0f}",
+                             "TFLOP/s": f"{flops / 1e12:.3f}",
+                             "MFU spec": f"{flops / spec:.1%}" if spec else "-",
+                             "MFU square": f"{flops / square:.1%}",
+                             "shape-bound": f"{flops / shape_peak:.1%}",
+                             "GiB": f"{res['max_memory_gib']:.1f}" if gpu else "-",
+                             "loss": f"{res['loss']:.3f}"})
+            print(table(rows[-1:], columns).splitlines()[-1], flush=True)
+            if out:
+                save()                                   # a timeout keeps the rows so far
+    print(f"device {device} ({torch.cuda.get_device_name(device) if gpu else 'cpu'}); "
+          f"square-matmul peak {square / 1e12:.3f} TFLOP/s ({dtype}); "
+          f"spec {spec / 1e12 if spec else '-'} TFLOP/s")
+    print(table(rows, columns))
+    print(f"wrote {save()}")
 
 
 if __name__ == "__main__":

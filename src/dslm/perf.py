@@ -8,14 +8,21 @@ Model FLOPs per token (forward), for hidden H, L tokens, n blocks, |V| outputs:
     DSL input converter: 2 d V (evidence y E^T) + 2 (V + 1) H (soft embedding p W_in)
 
 A training step costs 3x the forward (forward + backward through activations and
-weights). MFU = achieved model FLOP/s / peak FLOP/s, where the peak is measured on
-the model's own GEMM shapes (``matmul_peak``), the best a perfect implementation of
-these matmuls reaches on this machine.
+weights). MFU = achieved model FLOP/s / peak FLOP/s with two honest denominators:
+the hardware's dense bf16 spec (``spec_peak``: H100 SXM / H200 989, A100 312 TFLOP/s)
+and a large square matmul measured on this machine (``square_peak``; the only one on a
+CPU). ``matmul_peak`` on the model's own GEMM shapes is extra information (how much the
+shapes themselves leave on the table), never MFU: odd widths run on slow kernels and
+would flatter the ratio.
+
+``saved_tensor_bytes`` counts the bytes autograd keeps for backward, exactly (every
+saved tensor's storage once, the module's parameters and buffers excluded).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 
@@ -75,3 +82,125 @@ def matmul_peak(shapes: list[tuple[int, int, int]], device: str | torch.device =
         dt = time.perf_counter() - t0
         best, spent = min(best, dt), spent + dt
     return flops / best
+
+
+#: Dense (no sparsity) bf16 tensor-core peaks, FLOP/s, by a substring of the device name
+#: (first match wins: the PCIe H100 before the SXM part).
+SPEC_BF16_PEAKS = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12))
+
+
+def spec_peak(device_name: str) -> float | None:
+    """The dense bf16 spec peak of a known GPU (``torch.cuda.get_device_name``), else None."""
+    for key, peak in SPEC_BF16_PEAKS:
+        if key.lower() in device_name.lower():
+            return peak
+    return None
+
+
+def square_peak(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                n: int | None = None, min_seconds: float = 1.0) -> float:
+    """Measured FLOP/s of a large square GEMM (n = 8192 on GPU, 1024 on CPU)."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 1024)
+    return matmul_peak([(n, n, n)], device, dtype, min_seconds)
+
+
+def saved_tensor_bytes(fn: Callable[[], object], module: torch.nn.Module | None = None) -> int:
+    """Bytes of the distinct storages autograd saves for backward while ``fn()`` runs.
+
+    Counted with ``torch.autograd.graph.saved_tensors_hooks``: each saved tensor's
+    storage once (views share it), the storages of ``module``'s parameters and buffers
+    excluded (they exist regardless of the batch).
+    """
+    skip = set()
+    if module is not None:
+        skip = {t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers())}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        if t.layout == torch.strided and t.device.type != "meta":
+            storage = t.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr not in skip and ptr != 0:
+                seen[ptr] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(seen.values())
+
+
+# ---------------------------------------------------------------- torch.compile and fast inference
+
+
+def compile_enabled(device: str | torch.device, setting: bool | None = None) -> bool:
+    """Whether to ``torch.compile`` on ``device``: the ``DSLM_COMPILE`` environment variable
+    (0/1) wins, then ``setting`` (False turns it off), then the default: on for CUDA, off
+    on the CPU (there compilation costs more than it saves at the sizes CPUs run)."""
+    import os
+
+    env = os.environ.get("DSLM_COMPILE", "").strip().lower()
+    if env in ("0", "false", "off", "no"):
+        return False
+    if env in ("1", "true", "on", "yes"):
+        return True
+    if setting is False:
+        return False
+    return torch.device(device).type == "cuda"
+
+
+_COMPILED: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]
+
+
+def compiled_module(module: torch.nn.Module):
+    """``torch.compile(module)``, cached per module (one compilation per model)."""
+    global _COMPILED
+    import weakref
+
+    if _COMPILED is None:
+        _COMPILED = weakref.WeakKeyDictionary()
+    if module not in _COMPILED:
+        _COMPILED[module] = torch.compile(module)
+    return _COMPILED[module]
+
+
+class FastNetwork:
+    """A model call for inference on a GPU: bf16 autocast, TF32, ``torch.compile`` when
+    enabled (falling back to eager, with a warning, if compilation fails); floating
+    outputs are returned as float32."""
+
+    def __init__(self, fn: Callable, device: torch.device):
+        self.eager = fn
+        self.device = device
+        self.fn = fn
+        if isinstance(fn, torch.nn.Module) and compile_enabled(device):
+            self.fn = compiled_module(fn)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    def __call__(self, *args, **kwargs):
+        try:
+            out = self._run(self.fn, args, kwargs)
+        except Exception as e:          # noqa: BLE001 - a compiler failure: eager is the reference
+            if self.fn is self.eager:
+                raise
+            import warnings
+
+            warnings.warn(f"torch.compile failed ({e.__class__.__name__}: {str(e).splitlines()[0][:200]}); "
+                          "running the model eagerly", RuntimeWarning, stacklevel=2)
+            self.fn = self.eager
+            out = self._run(self.fn, args, kwargs)
+        return out
+
+    def _run(self, fn, args, kwargs):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            out = fn(*args, **kwargs)
+        return out.float() if torch.is_tensor(out) and out.is_floating_point() else out
+
+
+def fast_network(fn: Callable, device: torch.device) -> Callable:
+    """``fn`` itself on the CPU; a :class:`FastNetwork` on a GPU."""
+    if torch.device(device).type != "cuda":
+        return fn
+    return FastNetwork(fn, torch.device(device))

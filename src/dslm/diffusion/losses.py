@@ -11,6 +11,11 @@ Each loss is a function ``(model, x0 [B, L], generator, ...) -> LossOutput`` who
       L = E_t [ (1 / t) * sum_{i masked} -log p_theta(x_i | x_t) ] / L
   (token mean over all positions, SUBS makes unmasked terms zero).
 * AR: mean of -log p(x_i | x_<i).
+
+Every loss is ``sum_i w_i CE_i`` with per-token weights w; models that take
+``targets`` / ``weights`` (all dslm models) compute it with the fused head
+cross-entropy (``dslm.models.fused``: no [B, L, V] logits kept for backward); any other
+callable returning logits goes through ``F.cross_entropy`` (the plain reference).
 """
 
 from __future__ import annotations
@@ -36,6 +41,20 @@ def _ce(logits: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float().flatten(0, 1), x0.flatten(), reduction="none").view_as(x0)
 
 
+def weighted_ce(model, inputs: tuple, x0: torch.Tensor,
+                weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum_i w_i CE_i, CE [B, L])`` of the model on ``inputs`` with targets x0.
+
+    dslm models fuse it into the head (``model(*inputs, targets=, weights=)``); a model
+    whose ``fused_head`` is not True gets the plain ``F.cross_entropy`` on its logits.
+    """
+    if getattr(model, "fused_head", False):
+        out = model(*inputs, targets=x0, weights=weights)
+        return out.total, out.ce
+    ce = _ce(model(*inputs), x0)
+    return (ce * weights).sum(), ce.detach()
+
+
 def dsl_loss(model, x0: torch.Tensor, schedule: ScheduleConfig,
              generator: torch.Generator | None = None, loss_on_revealed: bool = False,
              mix_lambda: float = 0.0) -> LossOutput:
@@ -50,10 +69,9 @@ def dsl_loss(model, x0: torch.Tensor, schedule: ScheduleConfig,
 
 def _dsl_term(model, x0, snr, generator, loss_on_revealed) -> LossOutput:
     y = localize(x0, snr, model.embeddings, generator, model.snr_max)
-    ce = _ce(model(y), x0)
-    weight = torch.ones_like(ce) if loss_on_revealed else (~revealed_mask(snr)).float()
+    weight = torch.ones_like(x0, dtype=torch.float32) if loss_on_revealed else (~revealed_mask(snr)).float()
     terms = weight.sum()
-    loss = (ce * weight).sum() / terms.clamp_min(1.0)
+    loss, _ = weighted_ce(model, (y,), x0, weight / terms.clamp_min(1.0))
     return LossOutput(loss, loss.detach(), terms.detach())
 
 
@@ -68,17 +86,25 @@ def mdlm_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None,
     u = torch.rand(x0.shape, generator=generator, device=x0.device)
     masked = u < move
     xt = torch.where(masked, torch.full_like(x0, model.mask_id), x0)
-    logp = model(xt, schedule.sigma(t))
-    nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)          # 0 where unmasked (SUBS)
-    nll = nll * masked.float()
-    weighted = nll * schedule.loss_weight(t)[:, None]
+    # SUBS: -log p(x0_i | x_t) is the cross-entropy over the V real tokens where masked, 0 elsewhere
+    weight = masked.float() * schedule.loss_weight(t)[:, None]
+    loss, ce = _subs_ce(model, xt, schedule.sigma(t), x0, weight / weight.numel())
+    nll = ce * masked.float()
     terms = masked.float().sum()
-    loss = weighted.mean()
     return LossOutput(loss, (nll.sum() / terms.clamp_min(1.0)).detach(), terms.detach())
+
+
+def _subs_ce(model, xt, sigma, x0, weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum_i w_i nll_i, nll [B, L]) of MDLM's SUBS output; w must be 0 where x_t is unmasked."""
+    if getattr(model, "fused_head", False):
+        out = model(xt, sigma, targets=x0, weights=weights)
+        return out.total, out.ce
+    logp = model(xt, sigma)
+    nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1).float()
+    return (nll * weights).sum(), nll.detach()
 
 
 def ar_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None) -> LossOutput:
     """Next-token NLL, token mean."""
-    ce = _ce(model(x0), x0)
-    loss = ce.mean()
-    return LossOutput(loss, loss.detach(), torch.tensor(float(ce.numel())))
+    loss, _ = weighted_ce(model, (x0,), x0, torch.full(x0.shape, 1.0 / x0.numel(), device=x0.device))
+    return LossOutput(loss, loss.detach(), torch.tensor(float(x0.numel())))

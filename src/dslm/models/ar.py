@@ -13,10 +13,12 @@ from torch import nn
 
 from dslm.models.config import ModelConfig
 from dslm.models.dit import DiT
+from dslm.models.fused import HeadLoss
 
 
 class ARModel(nn.Module):
     kind = "ar"
+    fused_head = True      # forward(x, targets=, weights=) -> HeadLoss
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -31,9 +33,18 @@ class ARModel(nn.Module):
         bos = torch.full_like(x[:, :1], self.bos_id)
         return torch.cat([bos, x[:, :-1]], dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Next-token logits [B, L, V]: logits[:, i] scores x[:, i] given x[:, :i]."""
-        return self.backbone(self.shift_right(x))
+    def forward(self, x: torch.Tensor, *, targets: torch.Tensor | None = None,
+                weights: torch.Tensor | None = None):
+        """Next-token logits [B, L, V]: logits[:, i] scores x[:, i] given x[:, :i].
+
+        With ``targets`` and ``weights`` [B, L]: a ``HeadLoss`` (sum_i w_i CE_i, CE [B, L])
+        from the fused head cross-entropy (targets = x for the next-token NLL).
+        """
+        if targets is None:
+            return self.backbone(self.shift_right(x))
+        bb = self.backbone
+        feats = bb.features(bb.vocab_embed(self.shift_right(x)))
+        return HeadLoss(*bb.head_cross_entropy(feats, targets, weights))
 
     def hidden_features(self, x: torch.Tensor) -> torch.Tensor:
         """Final-norm hidden states [B, L, hidden] of the causal model given all of x.

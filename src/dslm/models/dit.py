@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
+from dslm.models.fused import gelu_linear, linear_cross_entropy, padded_linear
+
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN modulation ``x * (1 + scale) + shift`` (shift, scale broadcast over L)."""
@@ -120,19 +122,29 @@ class DiTBlock(nn.Module):
         qkv = self.attn_qkv(h).view(b, length, 3, self.n_heads, dim // self.n_heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)                          # [3, B, H, L, Dh]
         qk = apply_rotary(qkv[:2], cos, sin)                      # q and k in one pass
-        a = F.scaled_dot_product_attention(qk[0], qk[1], qkv[2], is_causal=self.causal)
+        # a copy of v: attention keeps it for backward, and a view would keep all of qkv
+        v = qkv[2].contiguous()
+        a = F.scaled_dot_product_attention(qk[0], qk[1], v, is_causal=self.causal)
         a = a.transpose(1, 2).reshape(b, length, dim)
         x = torch.addcmul(x, gate_a, self._dropout(self.attn_out(a)))
 
         h = modulate(self.norm2(x), shift_m, scale_m)
-        return torch.addcmul(x, gate_m, self._dropout(self.mlp(h)))
+        return torch.addcmul(x, gate_m, self._dropout(self._mlp(h)))
+
+    def _mlp(self, h: torch.Tensor) -> torch.Tensor:
+        """``self.mlp(h)`` keeping only the first layer's output for backward (fused.gelu_linear)."""
+        fc1, fc2 = self.mlp[0], self.mlp[2]
+        return gelu_linear(fc1(h), fc2.weight, fc2.bias)
 
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.dropout, True) if self.training and self.dropout > 0 else x
 
 
 class FinalLayer(nn.Module):
-    """``linear(modulate(norm_final(x)))`` -> logits (zero-initialised, as MDLM)."""
+    """``linear(modulate(norm_final(x)))`` -> logits (zero-initialised, as MDLM).
+
+    The linear head runs padded to a multiple of 64 outputs (``fused.padded_linear``).
+    """
 
     def __init__(self, dim: int, out_dim: int, cond_dim: int):
         super().__init__()
@@ -144,9 +156,13 @@ class FinalLayer(nn.Module):
         nn.init.zeros_(self.adaLN_modulation.weight)
         nn.init.zeros_(self.adaLN_modulation.bias)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The head's input ``modulate(norm_final(x))`` [B, L, hidden]."""
         shift, scale = self.adaLN_modulation(c)[:, None].to(x.dtype).chunk(2, dim=-1)
-        return self.linear(modulate(self.norm_final(x), shift, scale))
+        return modulate(self.norm_final(x), shift, scale)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return padded_linear(self.features(x, c), self.linear.weight, self.linear.bias)
 
 
 class EmbeddingLayer(nn.Module):
@@ -190,6 +206,13 @@ class DiT(nn.Module):
         return F.silu(self.sigma_map(sigma))
 
     def forward_hidden(self, h: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        return self._blocks(h, sigma, self.output_layer)
+
+    def features(self, h: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """The output head's input [B, L, hidden] (``forward_hidden`` = head(features))."""
+        return self._blocks(h, sigma, self.output_layer.features)
+
+    def _blocks(self, h: torch.Tensor, sigma: torch.Tensor | None, final) -> torch.Tensor:
         c = self.condition(sigma, h.device)
         cos, sin = self.rotary_emb(h.shape[1], h.device)
         for block in self.blocks:
@@ -197,7 +220,14 @@ class DiT(nn.Module):
                 h = _checkpoint(block, h, cos, sin, c, use_reentrant=False)
             else:
                 h = block(h, cos, sin, c)
-        return self.output_layer(h, c)
+        return final(h, c)
+
+    def head_cross_entropy(self, features: torch.Tensor, targets: torch.Tensor,
+                           weights: torch.Tensor, classes: int | None = None):
+        """``(sum_i w_i CE_i, CE [B, L])`` of the head on ``features`` (fused.linear_cross_entropy):
+        the [B, L, V] logits are never materialised."""
+        head = self.output_layer.linear
+        return linear_cross_entropy(features, head.weight, head.bias, targets, weights, classes)
 
     def forward(self, ids: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_hidden(self.vocab_embed(ids), sigma)

@@ -12,7 +12,8 @@ committed y_i = snr_max e_x gives the embedding of x. ``W_in`` is the backbone's
 ``vocab_embed.embedding``, so an MDLM checkpoint's input table (mask row included)
 initialises it directly; the output layer is MDLM's minus the [MASK] row.
 
-Why this converter (the paper's choice, kept swappable through ``input_scores``): it
+Why this converter (the paper's choice; ``input_scores`` = y K^T + b is what the fused
+``input_embedding`` computes from ``input_keys`` and ``input_bias``): it
 needs only the evidence ``y E^T`` (the sufficient statistic of y for x, §1.3), it is
 exactly MDLM's input at both endpoints, and it is bounded for any SNR.
 
@@ -34,6 +35,7 @@ from torch import nn
 from dslm.diffusion.channel import normalize_rows, unit_sphere_embeddings
 from dslm.models.config import ModelConfig
 from dslm.models.dit import DiT
+from dslm.models.fused import HeadLoss, soft_embedding
 
 
 def _mask_bias(vocab_size: int, mask_weight: float) -> float:
@@ -66,6 +68,7 @@ def calibrate_beta(embeddings: torch.Tensor, snr_max: float, mask_weight: float,
 
 class DSLDenoiser(nn.Module):
     kind = "dsl"
+    fused_head = True      # forward(y, targets=, weights=) -> HeadLoss (dslm.diffusion.losses)
 
     def __init__(self, cfg: ModelConfig, embeddings: torch.Tensor | None = None):
         super().__init__()
@@ -116,19 +119,30 @@ class DSLDenoiser(nn.Module):
         return scores.view(*y.shape[:-1], self.vocab_size + 1)
 
     def input_embedding(self, y: torch.Tensor) -> torch.Tensor:
-        """h = softmax(converter scores) @ W_in: [B, L, d] -> [B, L, hidden]."""
-        with torch.autocast(device_type=y.device.type, enabled=False):
-            p = torch.softmax(self.input_scores(y), dim=-1)
+        """h = softmax(converter scores) @ W_in: [B, L, d] -> [B, L, hidden].
+
+        A fused function (``fused.soft_embedding``): the float32 softmax over V + 1 slots
+        (padded to a multiple of 64) is recomputed in backward instead of kept.
+        """
         w_in = self.backbone.vocab_embed.embedding
         # the residual stream keeps the weights' dtype (fp32) under autocast, as in MDLM
-        return torch.matmul(p.to(w_in.dtype), w_in).to(w_in.dtype)
+        return soft_embedding(y, self.input_keys(), self.input_bias, w_in)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Logits [B, L, V] of the clean tokens given y [B, L, d]; no time or SNR input."""
+    def forward(self, y: torch.Tensor, *, targets: torch.Tensor | None = None,
+                weights: torch.Tensor | None = None):
+        """Logits [B, L, V] of the clean tokens given y [B, L, d]; no time or SNR input.
+
+        With ``targets`` x [B, L] and ``weights`` w [B, L]: a ``HeadLoss`` (sum_i w_i CE_i,
+        CE [B, L]) from the fused head cross-entropy (no [B, L, V] logits kept).
+        """
         sigma = None
         if self.config.norm_conditioning:
             sigma = torch.log1p(y.float().norm(dim=-1).mean(dim=-1))
-        return self.backbone.forward_hidden(self.input_embedding(y), sigma)
+        h = self.input_embedding(y)
+        if targets is None:
+            return self.backbone.forward_hidden(h, sigma)
+        return HeadLoss(*self.backbone.head_cross_entropy(self.backbone.features(h, sigma),
+                                                          targets, weights))
 
     def posterior_mean(self, y: torch.Tensor) -> torch.Tensor:
         """xhat(y) = E_p(x|y)[e_x] = softmax(f(y)) @ E: the localization drift, [B, L, d]."""

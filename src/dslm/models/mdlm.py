@@ -14,6 +14,7 @@ from torch import nn
 
 from dslm.models.config import ModelConfig
 from dslm.models.dit import DiT
+from dslm.models.fused import HeadLoss
 
 #: Finite stand-in for -inf in log-probs (as MDLM), so 0 * NEG_INF stays finite.
 NEG_INF = -1e6
@@ -21,6 +22,7 @@ NEG_INF = -1e6
 
 class MDLMDenoiser(nn.Module):
     kind = "mdlm"
+    fused_head = True      # forward(x, sigma, targets=, weights=) -> HeadLoss
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -40,8 +42,19 @@ class MDLMDenoiser(nn.Module):
         """Raw backbone logits [B, L, V + 1] for token ids x [B, L] (mask id = V)."""
         return self.backbone(x, sigma if self.uses_time else None)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor:
-        """SUBS log-probs [B, L, V + 1] (float32) of the clean tokens given x_t."""
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | None = None,
+                *, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None):
+        """SUBS log-probs [B, L, V + 1] (float32) of the clean tokens given x_t.
+
+        With ``targets`` x_0 and ``weights`` w [B, L]: a ``HeadLoss`` (sum_i w_i CE_i, CE)
+        where CE_i = -log p(x_0i | x_t) over the V real tokens ([MASK] has probability 0,
+        as in SUBS), from the fused head cross-entropy. It equals the SUBS log-prob at
+        masked positions; at unmasked ones SUBS gives 0, so w must be 0 there.
+        """
+        if targets is not None:
+            bb = self.backbone
+            feats = bb.features(bb.vocab_embed(x), sigma if self.uses_time else None)
+            return HeadLoss(*bb.head_cross_entropy(feats, targets, weights, self.vocab_size))
         logits = self.logits(x, sigma).float()
         logits[..., self.mask_id] = NEG_INF
         logp = torch.log_softmax(logits, dim=-1)

@@ -5,12 +5,17 @@
   a temperature ``tau`` (``softmax(log p / tau)``) and a nucleus cut (top-p).
 * Nucleus (ReMDM's rule): sort p descending, keep the tokens whose cumulative mass,
   themselves included, is ``<= top_p`` (the most likely token always stays), and
-  renormalise. Only a top-k is sorted, widened until it holds the cut-off.
+  renormalise: one stable sort per row, no host sync. Rows are drawn in bounded
+  chunks (``DRAW_CHUNK_ELEMENTS``), so no [K, V] float64 temporary grows with K.
 * Conditioning: ``Constraints`` = a boolean map ``fixed`` [N, L] of positions given
   from the start (a prompt prefix and/or infilled positions) and their ``ids``; no
   sampler ever changes them.
 * ``Network`` wraps the model: every real call counts as one function evaluation
   (NFE) and its wall time is measured, so overhead = wall time outside the network.
+  On a GPU the call runs under bf16 autocast with TF32 matmuls and, by default,
+  through ``torch.compile`` (``dslm.perf.compile_enabled``: ``DSLM_COMPILE=0`` turns
+  it off); scores come back as float32 and token draws stay float64. On the CPU the
+  network runs eagerly in float32 (unchanged).
 """
 
 from __future__ import annotations
@@ -52,21 +57,24 @@ class TokenOptions:
 # ---------------------------------------------------------------- token draws
 
 
+#: Rows of a [K, V] float64 temporary drawn at once: K is split so that each chunk holds
+#: at most this many elements (64 Mi elements = 512 MiB of float64), whatever K is.
+DRAW_CHUNK_ELEMENTS = 2 ** 26
+
+
 def nucleus(probs: torch.Tensor, top_p: float, first_k: int = 64) -> torch.Tensor:
-    """Rows of ``probs`` [K, V] restricted to their nucleus and renormalised."""
+    """Rows of ``probs`` [K, V] restricted to their nucleus and renormalised.
+
+    One stable descending sort per row (no data-dependent loop, no host sync): a token
+    is kept when the sorted cumulative mass up to and including it is ``<= top_p``; the
+    most likely token always stays. ``first_k`` is unused (kept for compatibility).
+    """
     if top_p >= 1.0 or probs.shape[0] == 0:
         return probs
-    vocab = probs.shape[-1]
-    k = min(vocab, first_k)
-    while True:
-        top, idx = probs.topk(k, dim=-1)                       # sorted, descending
-        mass = top.cumsum(dim=-1)
-        if k == vocab or bool((mass[:, -1] > top_p).all()):
-            break
-        k = min(vocab, 4 * k)
-    keep = mass <= top_p
+    top, idx = probs.sort(dim=-1, descending=True, stable=True)
+    keep = top.cumsum(dim=-1) <= top_p
     keep[:, 0] = True
-    kept = torch.zeros_like(probs).scatter_(-1, idx, top * keep)
+    kept = torch.zeros_like(probs).scatter_(-1, idx, top.mul_(keep))
     return kept / kept.sum(dim=-1, keepdim=True)
 
 
@@ -79,24 +87,46 @@ def token_probs(scores: torch.Tensor, opts: TokenOptions) -> torch.Tensor:
     return nucleus(torch.softmax(logits, dim=-1), opts.top_p)
 
 
+def _invert_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The first v with F(v) > u F(V) per row (float64 CDF), never past the last p > 0."""
+    cdf = probs.double().cumsum(dim=-1)
+    ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
+    positions = torch.arange(probs.shape[-1], device=probs.device)
+    last = torch.where(probs > 0, positions, 0).amax(dim=-1)        # last token with p > 0
+    return torch.minimum(ids, last)
+
+
 def categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One draw per row of ``probs`` [K, V] (rows need not sum to 1), by inverting the
     float64 CDF at one float64 uniform per row: the first v with F(v) > u F(V)."""
-    cdf = probs.double().cumsum(dim=-1)
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64,
                    device=probs.device)
-    ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
-    last = (probs > 0).long().cumsum(dim=-1).argmax(dim=-1)     # last token with p > 0
-    return torch.minimum(ids, last)
+    return _invert_cdf(probs, u)
+
+
+def draw_rows(width: int) -> int:
+    """Rows per chunk of a [K, ``width``] float64 draw."""
+    return max(1, DRAW_CHUNK_ELEMENTS // max(width, 1))
 
 
 def draw_tokens(scores: torch.Tensor, opts: TokenOptions,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw one token per row of log-probs (or logits) [K, V]; returns (ids [K], their
-    probability after temperature and nucleus [K])."""
-    probs = token_probs(scores, opts)
-    ids = categorical(probs, generator)
-    return ids, probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    probability after temperature and nucleus [K]).
+
+    The K uniforms are drawn first (the same random stream for any chunking), then rows
+    are processed in chunks of ``draw_rows(V)``, so the float64 temporaries stay bounded.
+    """
+    k = scores.shape[0]
+    u = torch.rand(k, 1, generator=generator, dtype=torch.float64, device=scores.device)
+    ids = torch.empty(k, dtype=torch.long, device=scores.device)
+    p_ids = torch.empty(k, dtype=torch.float64, device=scores.device)
+    rows = draw_rows(scores.shape[-1])
+    for s in range(0, k, rows):
+        probs = token_probs(scores[s:s + rows], opts)
+        ids[s:s + rows] = _invert_cdf(probs, u[s:s + rows])
+        p_ids[s:s + rows] = probs.gather(-1, ids[s:s + rows, None]).squeeze(-1)
+    return ids, p_ids
 
 
 def uniform(shape: tuple[int, ...], generator: torch.Generator,
@@ -202,7 +232,9 @@ class Network:
     """Calls ``fn`` and counts each call (one NFE) and the seconds spent inside it."""
 
     def __init__(self, fn: Callable[..., torch.Tensor], device: torch.device):
-        self.fn = fn
+        from dslm.perf import fast_network
+
+        self.fn = fast_network(fn, device)
         self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         self.nfe = 0
         self.seconds = 0.0

@@ -205,7 +205,9 @@ class _Run:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             wrapper = self.ddp = DDP(self.model, device_ids=ids)
-        if self.cfg.train.compile:
+        from dslm.perf import compile_enabled
+
+        if compile_enabled(self.device, self.cfg.train.compile):
             wrapper = torch.compile(wrapper)
         return TrainingView(wrapper, self.model)
 

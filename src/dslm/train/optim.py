@@ -29,10 +29,13 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
-    """AdamW (fused kernels on GPU) over the trainable parameters, and its lr schedule."""
+    """AdamW (fused kernels on GPU and CPU) over the trainable parameters, and its lr schedule.
+
+    The fused CPU kernel is several times faster than the default (foreach) one
+    (benchmarks/README.md), with the same update rule."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                   weight_decay=cfg.weight_decay,
-                                  fused=device.type == "cuda")
+                                  fused=device.type in ("cuda", "cpu"))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, cfg))
     return optimizer, scheduler
