@@ -66,6 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dslm: interrupted", file=sys.stderr)
         return 130
+    except (OSError, RuntimeError, MemoryError) as e:
+        # the safety net: an I/O or serialisation failure deep inside still ends as one line
+        from dslm.io import describe_os_error, write_failure
+
+        if os.environ.get("DSLM_DEBUG"):
+            raise
+        if isinstance(e, OSError):
+            message = describe_os_error(e, "access")
+        elif isinstance(e, MemoryError):
+            message = "out of memory; use a smaller model, batch or sequence length"
+        else:
+            failure = write_failure(e, "the output")
+            if failure is None:
+                raise
+            message = str(failure)
+        print(f"dslm: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -270,8 +270,10 @@ def _map_onto(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor],
 def _build(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], where: str,
            map_location: str | torch.device, source: str):
     """The MDLMDenoiser holding ``tensors``; metadata names the source and its tokenizer."""
+    from dslm.limits import check_model_memory
     from dslm.models.mdlm import MDLMDenoiser
 
+    check_model_memory(cfg, where, copies=2, error=CheckpointError)
     model = MDLMDenoiser(cfg)
     model.load_state_dict(_map_onto(model, tensors, where))
     model.to(map_location).eval()

@@ -184,6 +184,12 @@ def preflight(cfg, is_main: bool = True, init_model=None, needs_data: bool = Tru
             from dslm.hubnet import ensure_hub
 
             ensure_hub(f"data.source={cfg.data.source} (or set data.hf_local_path)", cached=True)
+    if init_model is None:
+        from dslm.limits import check_model_memory
+
+        vocab = cfg.model.vocab_size or {"bpe": cfg.data.bpe_vocab_size, "gpt2": 50257}.get(
+            cfg.data.tokenizer, 256)
+        check_model_memory(cfg.model.resolved(vocab), "the run config", copies=5)
     if not is_main:
         return
     out = Path(cfg.train.out_dir)
