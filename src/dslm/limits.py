@@ -24,12 +24,22 @@ def physical_memory() -> int | None:
 
 
 def parameter_count(cfg) -> int:
-    """Parameters of the model of ``cfg`` (a ModelConfig), counted on the meta device."""
+    """Parameters of the model of ``cfg`` (a ModelConfig), counted on the meta device.
+
+    A DSL model is counted as the MDLM of the same backbone plus its table E [V, d]
+    (building it would draw E, which the meta device cannot)."""
+    import dataclasses
+
     from dslm.models import MODEL_KINDS
 
+    extra = 0
+    if cfg.kind == "dsl":
+        extra = cfg.vocab_size * cfg.embed_dim
+        cfg = dataclasses.replace(cfg, kind="mdlm")
     with torch.device("meta"):
         model = MODEL_KINDS[cfg.kind](cfg)
-    return sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+    return (sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+            + extra)
 
 
 def check_model_memory(cfg, where: str, copies: int = 1, error=ConfigError) -> int:
