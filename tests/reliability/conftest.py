@@ -76,8 +76,9 @@ def fails(capsys, argv, *needles):
     err = capsys.readouterr().err.strip()
     assert rc == 2, err
     assert "Traceback" not in err, err
-    last = err.splitlines()[-1]
-    assert last.startswith("dslm: error: "), err
+    errors = [line for line in err.splitlines() if line.startswith("dslm: error: ")]
+    assert len(errors) == 1, err                  # (a progress bar may redraw after it)
+    last = errors[0]
     for needle in needles:
         assert needle.lower() in last.lower(), (needle, last)
     return last
