@@ -160,19 +160,20 @@ def check_disjoint(out: str | Path, inputs: dict[str, str | Path | None], what: 
     (symbolic links followed), so two spellings of one folder are the same folder.
     """
     o = _real(out)
-    for name, p in inputs.items():
-        if p is None or str(p) == "" or not Path(p).exists():
-            continue
-        i = _real(p)
+    known = [(name, p, _real(p)) for name, p in inputs.items()
+             if p is not None and str(p) != "" and Path(p).exists()]
+    for name, p, i in known:
         if o == i:
             raise DSLMError(f"{what} {out} is {name} itself; a command never writes onto its "
                             "own input: choose another output")
+    for name, p, i in known:
         if i in o.parents:
             raise DSLMError(f"{what} {out} lies inside {name} ({p}); a command never writes "
                             "into its own input: choose another output")
+    for name, p, i in known:
         if o in i.parents:
-            raise DSLMError(f"{what} {out} contains {name} ({p}); writing there could destroy "
-                            "it: choose another output")
+            raise DSLMError(f"{what} {out} contains {name} ({p}), one of its own inputs; "
+                            "writing there could destroy it: choose another output")
 
 
 # ------------------------------------------------------------ debris of crashed writers
