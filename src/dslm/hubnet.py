@@ -90,7 +90,13 @@ def ensure_hub(what: str, cached: bool = False) -> None:
     switches to offline mode. Otherwise an unreachable hub is a one-line DSLMError.
     """
     if offline_env():
-        return
+        if cached:
+            return
+        failed = [d for ok, d in _RESULT.values() if not ok]
+        why = (f"the hub is unreachable ({failed[0]})" if failed
+               else "HF_HUB_OFFLINE is set")
+        raise DSLMError(f"{what} is not in the local Hugging Face cache and {why}; "
+                        + offline_advice())
     ok, detail = probe()
     if ok:
         return
