@@ -121,7 +121,7 @@ def read_samples(path: str | Path) -> list[dict]:
         toks = r.get("tokens")
         if toks is not None and not (isinstance(toks, list)
                                      and all(_is_int(t) and 0 <= t < MAX_TOKEN_ID for t in toks)):
-            raise DataError(f"{path} record {n}: 'tokens' must be a list of token ids in [0, 2^24)")
+            raise DataError(f"{path} record {n}: 'tokens' must be a list of integers (token ids in [0, 2^24))")
         for key in ("nfe", "steps", "seed"):
             if key in r and r[key] is not None and not (_is_int(r[key]) and r[key] >= 0):
                 raise DataError(f"{path} record {n}: '{key}' must be a non-negative integer, "
