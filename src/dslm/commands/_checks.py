@@ -51,10 +51,11 @@ def require_tokenizer_packages(ckpt: str | Path, for_: str) -> None:
         require("transformers", f"{for_} (the checkpoint's GPT-2 tokenizer)")
 
 
-def check_model_spec(spec: str, what: str) -> None:
+def check_model_spec(spec: str, what: str, package: str = "transformers") -> None:
     """``spec`` (a dslm checkpoint or run folder, a Hugging Face model folder, or a hub
     name) can be loaded: a local one exists with a config.json, a hub name needs
-    transformers and a reachable hub (or the local cache)."""
+    ``package`` (transformers for a causal LM judge, huggingface_hub for a checkpoint)
+    and a reachable hub (or the local cache)."""
     if not spec:
         return
     path = Path(spec)
@@ -73,8 +74,11 @@ def check_model_spec(spec: str, what: str) -> None:
     from dslm.extras import require
     from dslm.hubnet import ensure_hub, in_hub_cache
 
-    require("transformers", f"{what} '{spec}' (a Hugging Face model)")
-    ensure_hub(f"{what} '{spec}'", cached=in_hub_cache(spec))
+    require(package, f"{what} '{spec}' (not a local path: a Hugging Face model)")
+    try:
+        ensure_hub("it", cached=in_hub_cache(spec))
+    except DSLMError as e:
+        raise DSLMError(f"{what} '{spec}' is not a local path, and {e}") from None
 
 
 def check_reference(reference: str | None, what: str = "--reference") -> None:

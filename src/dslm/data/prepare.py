@@ -51,6 +51,9 @@ def build_tokenizer(cfg: DataConfig, source: Source, progress: bool = True):
     folder = Path(cfg.cache_dir) / f"tokenizer-{cache_key(source.identity, params)}"
     if (folder / tokenizers.SPEC_FILE).is_file():
         return tokenizers.tokenizer_from_path(folder)
+    from dslm.io import check_output_folder
+
+    check_output_folder(cfg.cache_dir)            # before training the tokenizer, not after
     texts = _train_texts(source.splits()[0])
     if cfg.tokenizer == "char":
         tok = tokenizers.CharTokenizer.train(texts)

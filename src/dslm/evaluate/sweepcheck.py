@@ -45,10 +45,10 @@ def preflight(cfg, sampling) -> None:
         require("datasets", "reference=validation (corpus preparation)")
     check_reference(cfg.reference, "reference")
     for label, ckpt in cfg.models:
-        check_model_spec(ckpt, f"checkpoint '{label}'")
+        check_model_spec(ckpt, f"checkpoint '{label}'", package="huggingface_hub")
         require_tokenizer_packages(ckpt, "dslm sweep")
-    for spec, what in ((cfg.ar_baseline, "the AR baseline"), (cfg.judge_spec, "the judge"),
-                       (cfg.featurizer_spec, "the featurizer")):
+    check_model_spec(cfg.ar_baseline, "the AR baseline", package="huggingface_hub")
+    for spec, what in ((cfg.judge_spec, "the judge"), (cfg.featurizer_spec, "the featurizer")):
         check_model_spec(spec, what)
     inputs = {f"checkpoint '{label}'": ckpt for label, ckpt in cfg.models}
     inputs.update({"the judge": cfg.judge_spec, "the featurizer": cfg.featurizer_spec,
