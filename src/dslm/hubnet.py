@@ -109,14 +109,15 @@ def ensure_hub(what: str, cached: bool = False) -> None:
                     + offline_advice())
 
 
-def in_hub_cache(repo_id: str, filename: str = "config.json") -> bool:
+def in_hub_cache(repo_id: str, filename: str = "config.json", cache_dir=None) -> bool:
     """Whether ``repo_id``'s ``filename`` is already in the local hub cache."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return False
     try:
-        found = try_to_load_from_cache(repo_id, filename)
+        found = try_to_load_from_cache(repo_id, filename,
+                                       cache_dir=str(cache_dir) if cache_dir else None)
     except Exception:  # noqa: BLE001 - a malformed id is simply "not cached"
         return False
     return isinstance(found, str)

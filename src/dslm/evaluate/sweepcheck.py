@@ -44,8 +44,11 @@ def preflight(cfg, sampling) -> None:
     if cfg.reference == "validation" and cfg.data_config is None:
         require("datasets", "reference=validation (corpus preparation)")
     check_reference(cfg.reference, "reference")
+    from dslm.evaluate.sweep import _model_seq_len
+
     for label, ckpt in cfg.models:
         check_model_spec(ckpt, f"checkpoint '{label}'", package="huggingface_hub")
+        _model_seq_len(cfg, ckpt)                 # a length for every model, before the judge
         require_tokenizer_packages(ckpt, "dslm sweep")
     check_model_spec(cfg.ar_baseline, "the AR baseline", package="huggingface_hub")
     for spec, what in ((cfg.judge_spec, "the judge"), (cfg.featurizer_spec, "the featurizer")):

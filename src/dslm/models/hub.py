@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import torch
 
-from dslm.errors import CheckpointError, ConfigError
+from dslm.errors import CheckpointError, ConfigError, DSLMError
 from dslm.models import checkpoint
 from dslm.models.config import PRESETS, ModelConfig
 
@@ -58,7 +58,10 @@ def download(repo_id: str, cache_dir: str | Path | None = None,
     from dslm.hubnet import ensure_hub, in_hub_cache
 
     require("huggingface_hub", f"fetching '{repo_id}' from the hub")
-    ensure_hub(f"'{repo_id}'", cached=in_hub_cache(repo_id))
+    try:
+        ensure_hub("it", cached=in_hub_cache(repo_id, cache_dir=cache_dir))
+    except DSLMError as e:
+        raise CheckpointError(f"could not fetch '{repo_id}' from the Hugging Face hub: {e}") from None
     from huggingface_hub import snapshot_download
 
     try:
