@@ -44,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _close_progress_bars() -> None:
+    """Close open progress bars, so that the error line starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - cosmetic only
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may come before or after options (`--out d a=1 --resume b=2`)
@@ -61,11 +71,30 @@ def main(argv: list[str] | None = None) -> int:
     except DSLMError as e:
         if os.environ.get("DSLM_DEBUG"):
             raise
+        _close_progress_bars()
         print(f"dslm: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dslm: interrupted", file=sys.stderr)
         return 130
+    except (OSError, RuntimeError, MemoryError) as e:
+        # the safety net: an I/O or serialisation failure deep inside still ends as one line
+        from dslm.io import describe_os_error, write_failure
+
+        if os.environ.get("DSLM_DEBUG"):
+            raise
+        if isinstance(e, OSError):
+            message = describe_os_error(e, "access")
+        elif isinstance(e, MemoryError):
+            message = "out of memory; use a smaller model, batch or sequence length"
+        else:
+            failure = write_failure(e, "the output")
+            if failure is None:
+                raise
+            message = str(failure)
+        _close_progress_bars()
+        print(f"dslm: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

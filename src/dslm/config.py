@@ -26,6 +26,10 @@ import yaml
 from dslm.errors import ConfigError
 
 
+#: Largest integer magnitude a config accepts (exact in float64, JSON and YAML).
+MAX_INT = 2 ** 53
+
+
 def choices(*allowed: str, default: str):
     """A string field restricted to ``allowed`` values (checked on every update)."""
     return dataclasses.field(default=default, metadata={"choices": tuple(allowed)})
@@ -84,18 +88,28 @@ def _coerce(path: str, value: Any, tp: Any, field: dataclasses.Field | None) -> 
     if tp is int:
         if isinstance(value, bool):
             raise ConfigError(f"config key '{path}': expected an integer, got {value!r}")
+        out = None
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+            out = value
+        elif isinstance(value, float) and value.is_integer():
+            out = int(value)
+        elif isinstance(value, str):
             try:
-                f = float(value)
-                if f.is_integer():
-                    return int(f)
+                out = int(value.strip())
             except ValueError:
-                pass
-        raise ConfigError(f"config key '{path}': expected an integer, got {value!r}")
+                try:
+                    f = float(value)
+                    if f.is_integer():
+                        out = int(f)
+                except (ValueError, OverflowError):
+                    pass
+        if out is None:
+            raise ConfigError(f"config key '{path}': expected an integer, got {value!r}")
+        if abs(out) > MAX_INT:
+            raise ConfigError(f"config key '{path}': {out} is out of range (|value| <= 2**53)")
+        if path.rsplit(".", 1)[-1].endswith("seed") and out < 0:
+            raise ConfigError(f"config key '{path}': a seed must be >= 0, got {out}")
+        return out
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"config key '{path}': expected a number, got {value!r}")
@@ -105,6 +119,8 @@ def _coerce(path: str, value: Any, tp: Any, field: dataclasses.Field | None) -> 
             raise ConfigError(f"config key '{path}': expected a number, got {value!r}") from None
         if math.isnan(f):
             raise ConfigError(f"config key '{path}': NaN is not allowed")
+        if math.isinf(f):
+            raise ConfigError(f"config key '{path}': expected a finite number, got {value!r}")
         return f
     if tp is str:
         if isinstance(value, (dict, list)):

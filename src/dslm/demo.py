@@ -100,6 +100,15 @@ class _Timer:
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
+    """Run (or resume) every stage under ``dslm.demoguard`` (checks before any training,
+    the folder's lock, stage fingerprints); returns the sweep's results document."""
+    from dslm.demoguard import guarded
+
+    with guarded(cfg):
+        return _run_demo(cfg, progress)
+
+
+def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     """Run (or resume) every stage; returns the sweep's results document."""
     from dslm.evaluate.sweep import SweepConfig, run_sweep
     from dslm.train import train

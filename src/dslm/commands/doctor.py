@@ -25,20 +25,14 @@ OPTIONAL = {
     "flash_attn": "optional; dslm uses torch SDPA, which picks flash kernels on GPU by itself",
 }
 
-#: What each command needs beyond torch.
-NEEDS = {
-    "demo": ["tokenizers", "mauve", "faiss", "matplotlib"],
-    "train": ["tokenizers"],
-    "finetune": ["tokenizers"],
-    "sample": [],
-    "eval": ["mauve", "faiss"],
-    "sweep": ["mauve", "faiss", "matplotlib"],
-    "export": ["huggingface_hub"],
-}
+#: What each command imports beyond torch, with its defaults (``dslm.extras``).
+from dslm.extras import COMMAND_MODULES, COMMAND_PACKAGES as NEEDS, command_problems, install_hint  # noqa: E402
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--offline", action="store_true",
+                        help="do not test the connection to the Hugging Face hub")
 
 
 def _version(module: str) -> str | None:
@@ -61,9 +55,24 @@ def _memory_gib() -> float | None:
         return None
 
 
-def collect() -> dict:
+def _hub(test: bool) -> dict:
+    from dslm.hubnet import endpoint, offline_env, probe
+
+    host, port = endpoint()
+    if offline_env():
+        return {"state": "offline", "detail": "HF_HUB_OFFLINE is set: only local files and "
+                                              "the local cache are used"}
+    if not test:
+        return {"state": "untested", "detail": f"{host}:{port} not tested (--offline)"}
+    ok, detail = probe(fresh=True)
+    return {"state": "reachable" if ok else "unreachable", "detail": detail}
+
+
+def collect(test_hub: bool = True) -> dict:
     """The environment report as a dict (also used by tests)."""
     import torch
+
+    from dslm.provenance import environment
 
     report = {
         "python": sys.version.split()[0],
@@ -76,20 +85,21 @@ def collect() -> dict:
         "gpus": [],
         "bf16_supported": bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
         "hub_offline": os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"),
+        "hub": _hub(test_hub),
         "packages": {m: _version(m) for m in OPTIONAL},
+        "environment": environment(),
     }
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
             report["gpus"].append({"name": p.name, "memory_gib": p.total_memory / 2 ** 30})
-    report["commands"] = {
-        cmd: [m for m in mods if report["packages"].get(m) is None] for cmd, mods in NEEDS.items()
-    }
+    # what each command really imports: its packages and its own dslm modules
+    report["commands"] = {cmd: command_problems(cmd) for cmd in COMMAND_MODULES}
     return report
 
 
 def run(args) -> int:
-    report = collect()
+    report = collect(test_hub=not args.offline)
     if args.json:
         import json
 
@@ -104,13 +114,21 @@ def run(args) -> int:
             print(f"gpu {i}: {g['name']} ({g['memory_gib']:.1f} GiB), bf16 {report['bf16_supported']}")
     else:
         print("gpu: none (training and sampling run on the CPU in fp32)")
-    print(f"hub: {'offline (HF_HUB_OFFLINE set)' if report['hub_offline'] else 'online allowed'}")
+    hub = report["hub"]
+    print(f"hub: {hub['state']} ({hub['detail']})")
+    if hub["state"] == "unreachable":
+        from dslm.hubnet import offline_advice
+
+        print(f"  {offline_advice()}")
     print("optional packages:")
     for mod, what in OPTIONAL.items():
         ver = report["packages"][mod]
         print(f"  {mod:16s} {ver or 'missing':12s} {what}")
     print("commands:")
     for cmd, missing in report["commands"].items():
-        state = "ready" if not missing else "needs " + ", ".join(missing)
+        state = "ready" if not missing else "cannot import " + ", ".join(missing)
         print(f"  dslm {cmd:9s} {state}")
+        for m in missing:
+            if m in OPTIONAL:
+                print(f"      {m}: {install_hint(m)}")
     return 0

@@ -36,6 +36,42 @@ def _summary(records: list[dict]) -> dict:
     return out
 
 
+def _preflight(args) -> None:
+    """Every argument, input and the output, checked before loading any model."""
+    from pathlib import Path
+
+    from dslm.commands._checks import (bounded, check_model_spec, check_reference,
+                                       require_tokenizer_packages, seed)
+    from dslm.errors import DataError
+    from dslm.extras import require
+    from dslm.io import check_disjoint, check_output_file
+
+    bounded("--batch-size", args.batch_size)
+    bounded("--num-reference", args.num_reference, low=0)
+    seed("--seed", args.seed)
+    if not Path(args.samples).is_file():
+        raise DataError(f"file not found: {args.samples}")
+    check_disjoint(args.out, {"the samples file": args.samples, "--model": args.model,
+                              "the judge": args.judge, "the featurizer": args.featurizer,
+                              "the reference": None if args.reference == "validation"
+                              else args.reference}, what="--out")
+    check_output_file(args.out)
+    check_model_spec(args.judge, "the judge")
+    if not args.no_mauve:
+        require("mauve", "MAUVE (or pass --no-mauve)")
+        require("faiss", "MAUVE's clustering (or pass --no-mauve)")
+        check_model_spec(args.featurizer or "", "the featurizer")
+        check_reference(args.reference)
+        if args.reference == "validation" and not args.model:
+            raise DataError("--reference validation needs a dslm checkpoint whose data config "
+                            "names the corpus (--model), or pass a .txt/.jsonl file")
+        if args.reference == "validation":
+            require("datasets", "--reference validation (corpus preparation)")
+    for spec in (args.model, args.judge):
+        if spec:
+            require_tokenizer_packages(spec, "dslm eval")
+
+
 def run(args) -> int:
     import torch
 
@@ -44,7 +80,11 @@ def run(args) -> int:
     from dslm.evaluate.reference import load_reference
     from dslm.evaluate.samples import read_samples
     from dslm.io import atomic_write_json
+    from dslm.locks import folder_lock
+    from dslm.provenance import environment, identity
+    from dslm.repro import reproducible
 
+    _preflight(args)
     records = read_samples(args.samples)
     texts = [r["text"] for r in records]
     has_tokens = all(isinstance(r.get("tokens"), list) for r in records)
@@ -55,20 +95,26 @@ def run(args) -> int:
 
         spec = (read_config(args.model).get("metadata") or {}).get("tokenizer")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    judge = load_lm(args.judge, device)
-    featurizer = None
-    reference = None
-    if not args.no_mauve:
-        fspec = args.featurizer or args.judge
-        featurizer = judge if fspec == args.judge else load_lm(fspec, device)
-        reference = load_reference(args.reference, args.num_reference or len(texts), args.seed,
-                                   checkpoint=args.model)
-    evaluator = Evaluator(judge, featurizer, reference, args.batch_size, progress=True)
-    metrics = evaluator.evaluate(texts, tokens, spec)
-    doc = {"samples": str(args.samples), **_summary(records), "metrics": metrics,
-           "settings": {**evaluator.settings(), "reference_seed": args.seed,
-                        "reference": None if args.no_mauve else args.reference}}
-    atomic_write_json(args.out, doc)
+    with folder_lock(args.out, kind="file"), reproducible(True, 0, torch.device(device).type):
+        judge = load_lm(args.judge, device)
+        featurizer = None
+        reference = None
+        if not args.no_mauve:
+            fspec = args.featurizer or args.judge
+            featurizer = judge if fspec == args.judge else load_lm(fspec, device)
+            reference = load_reference(args.reference, args.num_reference or len(texts), args.seed,
+                                       checkpoint=args.model)
+        evaluator = Evaluator(judge, featurizer, reference, args.batch_size, progress=True)
+        metrics = evaluator.evaluate(texts, tokens, spec)
+        doc = {"samples": str(args.samples), **_summary(records), "metrics": metrics,
+               "settings": {**evaluator.settings(), "reference_seed": args.seed,
+                            "reference": None if args.no_mauve else args.reference},
+               "provenance": {"samples": identity(args.samples), "judge": identity(args.judge),
+                              "featurizer": identity(args.featurizer or args.judge),
+                              "model": identity(args.model),
+                              "reference": identity(None if args.no_mauve else args.reference)},
+               "environment": environment()}
+        atomic_write_json(args.out, doc)
     shown = {k: metrics[k] for k in ("mauve", "gen_ppl", "entropy", "distinct_4") if k in metrics}
     print("  ".join(f"{k}={v:.4g}" for k, v in shown.items()))
     print(f"wrote {args.out}")

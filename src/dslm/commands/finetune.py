@@ -14,7 +14,7 @@ constant lr, EMA 0.999, grad clip 1.0, mixed schedule (25% ROAR, mu 2.69, sigma 
 
 from __future__ import annotations
 
-from dslm.commands.train import add_run_arguments, report
+from dslm.commands.train import add_run_arguments, early_checks, report
 
 HELP = "fine-tune a DSL model from an MDLM checkpoint (dslm folder, hub folder or id, .ckpt)"
 
@@ -40,6 +40,7 @@ def run(args) -> int:
     if cfg.model.kind != "dsl":
         raise ConfigError(f"dslm finetune trains a DSL model; config key 'model.kind' is "
                           f"'{cfg.model.kind}' (allowed: dsl)")
+    early_checks(cfg, {"the --from checkpoint": args.source})
     model = finetune_start(args.source, to_dict(cfg.model), trust_pickle=args.trust_pickle)
     report(train(cfg, resume=args.resume, init_model=model, progress=not args.no_progress))
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 HELP = "draw samples from a checkpoint with a named sampler (JSON lines out)"
 
 
@@ -49,45 +51,86 @@ def _tokenizer(model):
 
 
 def run(args) -> int:
-    import json
     import time
 
     import torch
 
+    from dslm.commands._checks import bounded, require_tokenizer_packages, seed
     from dslm.config import parse_overrides
     from dslm.errors import SamplingError
-    from dslm.io import atomic_write_text
-    from dslm.models.checkpoint import load
+    from dslm.evaluate.samples import PartialSamples, sample_records
+    from dslm.io import check_disjoint, check_output_file
+    from dslm.locks import folder_lock
+    from dslm.models.checkpoint import load, resolve
+    from dslm.provenance import environment, identity
+    from dslm.repro import reproducible
     from dslm.sampling import get_sampler, sample, sampler_options
+    from dslm.sampling.common import device_generator
 
     get_sampler(args.sampler)
     options = parse_overrides(args.option)
-    sampler_options(args.sampler, options)           # unknown option -> error before loading
+    resolved = sampler_options(args.sampler, options)   # unknown option -> error before loading
     if args.steps < 1:
         raise SamplingError(f"--steps must be a positive integer, got {args.steps}")
-    model = load(args.ckpt, map_location=_device(args.device))
-    tokenizer = _tokenizer(model)
-    prefix = None
-    if args.prompt is not None:
-        if tokenizer is None:
-            raise SamplingError(f"--prompt needs a tokenizer, and checkpoint {model.checkpoint_path} "
-                                "records none; pass token ids through the Python API instead")
-        prefix = tokenizer.encode(args.prompt)
-    seq_len = args.seq_len or model.config.seq_len
-    began = time.perf_counter()
-    result = sample(model, args.sampler, args.num_samples, seq_len, args.steps,
-                    torch.Generator().manual_seed(args.seed), batch_size=args.batch_size,
-                    prefix=prefix, progress=True, **options)
+    bounded("--steps", args.steps)
+    bounded("--num-samples", args.num_samples)
+    bounded("--seq-len", args.seq_len, allow_none=True)
+    bounded("--batch-size", args.batch_size, allow_none=True)
+    seed("--seed", args.seed)
+    ckpt = resolve(args.ckpt)
+    check_disjoint(args.out, {"the checkpoint": ckpt, "the checkpoint argument": args.ckpt},
+                   what="--out")
+    check_output_file(args.out)
+    require_tokenizer_packages(args.ckpt, "dslm sample")
+    device = _device(args.device)
+    with folder_lock(args.out, kind="file"), reproducible(True, 0, device.type):
+        model = load(args.ckpt, map_location=device)
+        tokenizer = _tokenizer(model)
+        prefix = None
+        if args.prompt is not None:
+            if tokenizer is None:
+                raise SamplingError(f"--prompt needs a tokenizer, and checkpoint "
+                                    f"{model.checkpoint_path} records none; pass token ids "
+                                    "through the Python API instead")
+            prefix = tokenizer.encode(args.prompt)
+        seq_len = args.seq_len or model.config.seq_len
+        provenance = {"checkpoint": identity(args.ckpt), "options": to_plain(resolved),
+                      "environment": environment()}
+        gen = device_generator(torch.Generator().manual_seed(args.seed), device)
+        size = args.batch_size or args.num_samples
+        writer = PartialSamples(args.out)
+        began, nfe, done = time.perf_counter(), 0, 0
+        try:
+            for start in range(0, args.num_samples, size):     # one generator across batches
+                n = min(size, args.num_samples - start)
+                result = sample(model, args.sampler, n, seq_len, args.steps, gen, batch_size=n,
+                                prefix=prefix, progress=True, **options)
+                nfe = max(nfe, int(result.nfe))
+                ids = result.tokens.tolist()
+                texts = [tokenizer.decode(t) if tokenizer is not None else "" for t in ids]
+                records = sample_records(texts, ids, int(result.nfe), args.sampler, args.steps,
+                                         args.seed, extra=provenance)
+                for i, r in enumerate(records):
+                    r["index"] = start + i
+                writer.add(records)
+                done += n
+        except BaseException:
+            writer.abandon()
+            if writer.count:
+                print(f"dslm: note: {writer.count} finished samples are kept in {writer.partial}",
+                      file=sys.stderr)
+            raise
+        writer.finish()
     seconds = time.perf_counter() - began
-    batch_nfe = [s["nfe"] for s in result.stats for _ in range(s["size"])]
-    lines = []
-    for i, ids in enumerate(result.tokens.tolist()):
-        lines.append(json.dumps({
-            "text": tokenizer.decode(ids) if tokenizer is not None else "",
-            "tokens": ids, "nfe": batch_nfe[i], "sampler": args.sampler,
-            "steps": args.steps, "seed": args.seed, "index": i}))
-    atomic_write_text(args.out, "\n".join(lines) + "\n")
-    rate = result.tokens.numel() / max(seconds, 1e-9)
-    print(f"wrote {len(lines)} samples of {seq_len} tokens to {args.out} "
-          f"({args.sampler}, T={args.steps}, NFE {result.nfe}, {rate:.0f} tokens/s)")
+    rate = done * seq_len / max(seconds, 1e-9)
+    print(f"wrote {done} samples of {seq_len} tokens to {args.out} "
+          f"({args.sampler}, T={args.steps}, NFE {nfe}, {rate:.0f} tokens/s)")
     return 0
+
+
+def to_plain(options) -> dict:
+    """A JSON-ready dict of a sampler options dataclass."""
+    import dataclasses
+    import json
+
+    return json.loads(json.dumps(dataclasses.asdict(options), default=str))

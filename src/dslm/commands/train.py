@@ -40,6 +40,27 @@ def report(result) -> None:
     print(f"trained {result.step} steps{shown}; checkpoint: {result.checkpoint}")
 
 
+def early_checks(cfg, inputs: dict) -> None:
+    """Before loading a starting model: the run folder is writable and none of the inputs
+    (the rest, and the lock, follow in ``dslm.train.state.preflight``)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    from pathlib import Path
+
+    from dslm.io import check_disjoint, check_output_folder
+    from dslm.models.checkpoint import resolve
+
+    resolved = {}
+    for name, path in inputs.items():
+        if path and Path(path).exists():
+            ckpt = resolve(path)
+            resolved[name] = ckpt
+            if ckpt.name in ("checkpoint", "checkpoint.old"):
+                resolved[name + "'s run folder"] = ckpt.parent
+    check_disjoint(cfg.train.out_dir, resolved, what="the run folder (--out)")
+    check_output_folder(cfg.train.out_dir)
+
+
 def run(args) -> int:
     from dslm.train import train
     from dslm.train.config import load_run_config
@@ -47,6 +68,7 @@ def run(args) -> int:
 
     base = run_config_of(args.init) if args.init and not args.config else None
     cfg = load_run_config(args.config, args.overrides, args.out, args.resume, base=base)
+    early_checks(cfg, {"the --init checkpoint": args.init})
     init = continue_from(args.init, cfg.model.kind) if args.init else None
     report(train(cfg, resume=args.resume, init_model=init, progress=not args.no_progress))
     return 0

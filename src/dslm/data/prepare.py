@@ -51,6 +51,9 @@ def build_tokenizer(cfg: DataConfig, source: Source, progress: bool = True):
     folder = Path(cfg.cache_dir) / f"tokenizer-{cache_key(source.identity, params)}"
     if (folder / tokenizers.SPEC_FILE).is_file():
         return tokenizers.tokenizer_from_path(folder)
+    from dslm.io import check_output_folder
+
+    check_output_folder(cfg.cache_dir)            # before training the tokenizer, not after
     texts = _train_texts(source.splits()[0])
     if cfg.tokenizer == "char":
         tok = tokenizers.CharTokenizer.train(texts)
@@ -100,6 +103,42 @@ def _build_cache(cfg: DataConfig, source: Source, tokenizer, key: str, folder: P
             datasets.enable_progress_bars()
 
 
+def _cached_meta(folder: Path, key: str, seq_len: int) -> dict | None:
+    """The cache's ``meta.json`` when it was made by exactly this key (its fingerprint)
+    and its arrays are complete; else None, and the cache is rebuilt (with a note)."""
+    import sys
+
+    from dslm.io import resolve_directory
+
+    folder = resolve_directory(folder)
+    path = folder / "meta.json"
+    if not path.is_file():
+        return None
+    why = None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta, why = None, "its meta.json is unreadable"
+    if why is None and (not isinstance(meta, dict) or meta.get("cache_key") != key):
+        why = "it was made by other data settings (fingerprint mismatch)"
+    if why is None:
+        try:
+            itemsize = np.dtype(meta["dtype"]).itemsize
+            for name in ("train", "val"):
+                blocks = int(meta[name]["blocks"])
+                if blocks < 0 or (folder / f"{name}.bin").stat().st_size != blocks * seq_len * itemsize:
+                    why = f"its {name}.bin does not hold {blocks} blocks"
+        except (KeyError, TypeError, ValueError, OSError):
+            why = "its meta.json or arrays are incomplete"
+    if why is not None:
+        print(f"dslm: note: rebuilding the data cache {folder}: {why}", file=sys.stderr)
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return meta
+
+
 def prepare_data(cfg: DataConfig, tokenizer=None, progress: bool = True) -> PreparedData:
     """Tokenise and pack ``cfg.source`` once (cached in ``cfg.cache_dir``) and memory-map it.
 
@@ -112,10 +151,18 @@ def prepare_data(cfg: DataConfig, tokenizer=None, progress: bool = True) -> Prep
         tokenizer = build_tokenizer(cfg, source, progress)
     key = cache_key(source.identity, tokenizers.fingerprint(tokenizer), cfg.seq_len, cfg.mdlm_framing)
     folder = Path(cfg.cache_dir) / f"data-{key}"
-    from_cache = (folder / "meta.json").is_file()
+    meta = _cached_meta(folder, key, cfg.seq_len)
+    from_cache = meta is not None
+    if from_cache:
+        from dslm.io import resolve_directory
+
+        folder = resolve_directory(folder)     # a crash mid-swap may leave only data-<key>.old
     if not from_cache:
+        from dslm.io import check_output_folder
+
+        check_output_folder(cfg.cache_dir)
         _build_cache(cfg, source, tokenizer, key, folder, progress)
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     train, val = (packing.open_blocks(folder / f"{name}.bin", meta["dtype"], meta[name]["blocks"],
                                       cfg.seq_len) for name in ("train", "val"))
     meta.update(from_cache=from_cache, cache_path=str(folder))

@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 
 from dslm.errors import ConfigError, DSLMError
 from dslm.evaluate import distributed as dd
-from dslm.evaluate import lm
+from dslm.evaluate import lm, sweepcheck
 from dslm.io import atomic_write_json
+from dslm.provenance import environment
 from dslm.perf import sync
 
 RESULTS = "sweep.json"
@@ -166,7 +167,8 @@ class _Sweep:
     def settings(self) -> dict:
         c = self.cfg
         return {"judge": c.judge_spec, "featurizer": c.featurizer_spec, "reference": c.reference,
-                "num_samples": c.num_samples, "seed": c.seed}
+                "num_samples": c.num_samples, "seed": c.seed,
+                "identity": sweepcheck.settings_identity(c)}
 
     def _load_doc(self) -> dict:
         path = self.out / RESULTS
@@ -179,10 +181,7 @@ class _Sweep:
         except json.JSONDecodeError:
             raise DSLMError(f"{path} is not valid JSON; move it away to start the sweep afresh") from None
         old = doc.get("settings", {})
-        for k in ("judge", "featurizer", "reference", "seed"):
-            if old.get(k) != fresh["settings"][k]:
-                raise ConfigError(f"{path} was made with {k}={old.get(k)!r}, this sweep uses "
-                                  f"{fresh['settings'][k]!r}; pick another --out to compare")
+        sweepcheck.check_folder(path, old, self.cfg)       # by content: a moved folder resumes
         doc["settings"] = fresh["settings"]
         doc["skipped"] = []   # re-derived from this sweep's samplers
         return {**fresh, **doc}
@@ -252,11 +251,27 @@ class _Sweep:
                "seq_len": seq_len, "seed": c.seed, "seconds": seconds,
                "tokens_per_second": c.num_samples * seq_len / max(seconds, 1e-9)}
         rec.update(self.score(texts, tokens, tokenizer))
+        rec.update(sweepcheck.point_provenance(c, label, sampler, steps, seq_len, self.sampling))
         self.doc["points"][key] = rec
         self.save()
 
 
 def run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
+    """Run (or resume) a sweep: checks before any work (``sweepcheck.preflight``), the
+    folder's lock and the reproducibility switches around :func:`_run_sweep`."""
+    from dslm.locks import folder_lock
+    from dslm.repro import reproducible
+
+    if sampling is None:
+        import dslm.sampling as sampling
+    cfg.validate()
+    if dd.context().is_main:
+        sweepcheck.preflight(cfg, sampling)
+    with folder_lock(cfg.out, enabled=dd.context().is_main), reproducible(True):
+        return _run_sweep(cfg, progress, sampling)
+
+
+def _run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
     """Run (or resume) a sweep; returns the results document (``{}`` on ranks other than 0).
 
     ``sampling`` provides ``SAMPLERS``, ``available_samplers(model)`` and ``sample(...)``;
@@ -276,8 +291,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
     plan = [(label, ckpt, s, t, point_key(label, s, t, cfg.num_samples, _model_seq_len(cfg, ckpt),
                                           cfg.seed))
             for label, ckpt in cfg.models for s, t in grid]
-    done = dd.broadcast(set(run.doc.get("points", {})) if main else None, run.ctx)
+    done = dd.broadcast(sweepcheck.reusable_keys(run.doc, plan, cfg, sampling) if main else None,
+                        run.ctx)
     if main:
+        run.doc["environment"] = environment()
         run.doc["plan"] = [p[4] for p in plan]
         run.doc["config"] = config_dict(cfg)
     bar = tqdm(total=len(plan), desc="sweep", disable=not (progress and main))
@@ -320,7 +337,9 @@ def _ar_baseline(run: _Sweep) -> None:
     if not names:
         raise DSLMError(f"no sampler fits the AR baseline {cfg.ar_baseline}")
     key = point_key("ar-baseline", names[0], seq_len, cfg.num_samples, seq_len, cfg.seed)
-    have = dd.broadcast((run.doc.get("ar_baseline") or {}).get("key") if main else None, run.ctx)
+    old = run.doc.get("ar_baseline") if main else None
+    have = dd.broadcast((old or {}).get("key") if main and sweepcheck.reusable(
+        old, cfg, cfg.ar_baseline, names[0], seq_len, seq_len, run.sampling, key) else None, run.ctx)
     if have == key:
         return
     if main:
@@ -332,6 +351,8 @@ def _ar_baseline(run: _Sweep) -> None:
         texts = [tokenizer.decode(ids) for ids in tokens]
         rec = {"key": key, "sampler": names[0], "steps": seq_len, "nfe": nfe, "seconds": seconds}
         rec.update(run.score(texts, tokens, tokenizer))
+        rec.update(sweepcheck.provenance(cfg, cfg.ar_baseline, names[0], seq_len, seq_len,
+                                         run.sampling))
         run.doc["ar_baseline"] = rec
         run.save()
 

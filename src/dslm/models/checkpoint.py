@@ -59,7 +59,7 @@ def save(model: torch.nn.Module, path: str | Path, metadata: dict[str, Any] | No
 def resolve(path: str | Path) -> Path:
     """The checkpoint folder for ``path``: itself, or ``path/checkpoint`` of a training run."""
     path = resolve_directory(path)
-    if path.is_dir() and not (path / CONFIG).exists() and (path / "checkpoint").is_dir():
+    if path.is_dir() and not (path / CONFIG).exists() and resolve_directory(path / "checkpoint").is_dir():
         path = resolve_directory(path / "checkpoint")
     return path
 

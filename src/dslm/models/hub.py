@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import torch
 
-from dslm.errors import CheckpointError, ConfigError
+from dslm.errors import CheckpointError, ConfigError, DSLMError
 from dslm.models import checkpoint
 from dslm.models.config import PRESETS, ModelConfig
 
@@ -54,6 +54,14 @@ def gpt2_tokenizer_spec() -> dict[str, Any]:
 def download(repo_id: str, cache_dir: str | Path | None = None,
              revision: str | None = None) -> Path:
     """Fetch a hub repo (weights and configs only) into the local cache; its folder."""
+    from dslm.extras import require
+    from dslm.hubnet import ensure_hub, in_hub_cache
+
+    require("huggingface_hub", f"fetching '{repo_id}' from the hub")
+    try:
+        ensure_hub("it", cached=in_hub_cache(repo_id, cache_dir=cache_dir))
+    except DSLMError as e:
+        raise CheckpointError(f"could not fetch '{repo_id}' from the Hugging Face hub: {e}") from None
     from huggingface_hub import snapshot_download
 
     try:
@@ -265,8 +273,10 @@ def _map_onto(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor],
 def _build(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], where: str,
            map_location: str | torch.device, source: str):
     """The MDLMDenoiser holding ``tensors``; metadata names the source and its tokenizer."""
+    from dslm.limits import check_model_memory
     from dslm.models.mdlm import MDLMDenoiser
 
+    check_model_memory(cfg, where, copies=2, error=CheckpointError)
     model = MDLMDenoiser(cfg)
     model.load_state_dict(_map_onto(model, tensors, where))
     model.to(map_location).eval()
@@ -393,10 +403,40 @@ def export(source: str | Path, out: str | Path, overwrite: bool = False,
     ``source`` is anything :func:`from_pretrained` reads (an MDLM source is converted).
     The folder is a dslm checkpoint, so ``from_pretrained(out)`` loads it back.
     """
+    from dslm.io import check_output_folder
+    from dslm.locks import folder_lock
+
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} is an existing file; export writes a folder")
+    if out.exists() and any(p.name != ".dslm.lock" for p in out.iterdir()) and not overwrite:
         raise CheckpointError(f"{out} already exists and is not empty; choose another folder "
                               "or pass overwrite=True (CLI: --overwrite)")
+    _check_export_target(source, out)
+    check_output_folder(out.parent if str(out.parent) else Path("."))
+    with folder_lock(out, kind="whole"):
+        return _export(source, out, trust_pickle, cache_dir)
+
+
+def _check_export_target(source: str | Path, out: Path) -> None:
+    """No export onto, into or above its source: the checkpoint, its run folder, its
+    tokenizer (``--overwrite`` would destroy them, and a folder inside a checkpoint is
+    wiped by its next save)."""
+    from dslm.io import check_disjoint
+
+    src = Path(source)
+    if not (src.exists() or Path(str(src) + ".old").exists()):
+        return                                     # a hub id: nothing local to protect
+    ckpt = checkpoint.resolve(src)
+    inputs = {"the source checkpoint": ckpt, "the source": src}
+    if ckpt.name in ("checkpoint", "checkpoint.old") and (ckpt.parent / "train_state").exists():
+        inputs["the source's training run"] = ckpt.parent
+    if src.is_file():
+        inputs["the source's folder"] = None
+    check_disjoint(out, inputs, what="export --out")
+
+
+def _export(source, out: Path, trust_pickle: bool, cache_dir) -> Path:
     model = from_pretrained(source, trust_pickle=trust_pickle, cache_dir=cache_dir)
     metadata = dict(getattr(model, "checkpoint_metadata", None) or {})
     src_dir = getattr(model, "checkpoint_path", None)

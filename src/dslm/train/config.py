@@ -25,7 +25,7 @@ AUTO_VOCAB = 0
 #: Keys of ``train`` that may change when a run is resumed (they do not change the math).
 #: ``grad_accum`` may change with the world size as long as world size x grad_accum stays.
 RESUMABLE_KEYS = ("steps", "grad_accum", "log_every", "eval_every", "checkpoint_every", "out_dir",
-                  "loggers", "compile", "device", "num_threads")
+                  "loggers", "compile", "device", "num_threads", "deterministic")
 
 
 @dataclass
@@ -77,6 +77,7 @@ class TrainConfig:
     compile: bool = True              # torch.compile the model on GPU (CPU stays eager; DSLM_COMPILE=0/1 overrides)
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     num_threads: int = 0              # CPU threads for torch; 0 = torch's default
+    deterministic: bool = True        # torch.use_deterministic_algorithms: bit-identical reruns
     # DSL objective (model.kind = dsl)
     loss_on_revealed: bool = False    # also score revealed positions (the reference code)
     mix_lambda: float = 0.0           # weight of an extra ROAR-only term
@@ -95,6 +96,10 @@ class TrainConfig:
                     "checkpoint_every", "num_threads"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(self, key)}")
+        if self.eps <= 0:
+            raise ConfigError(f"config key 'train.eps' must be > 0, got {self.eps}")
+        if self.num_threads > 4096:
+            raise ConfigError(f"config key 'train.num_threads' must be <= 4096, got {self.num_threads}")
         if self.lr <= 0:
             raise ConfigError(f"config key 'train.lr' must be > 0, got {self.lr}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):

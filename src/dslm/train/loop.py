@@ -29,8 +29,8 @@ from dslm.train.config import RunConfig, RunModelConfig, resume_differences
 from dslm.train.ema import EMA
 from dslm.train.objectives import TrainingView, objective_for
 from dslm.train.optim import build_optimizer
-from dslm.train.state import (CHECKPOINT_DIR, STATE_DIR, MetricsLog, load_train_state,
-                              save_train_state, write_run_config)
+from dslm.train.state import (CHECKPOINT_DIR, STATE_DIR, MetricsLog, guarded_run,
+                              load_train_state, save_train_state, write_run_config)
 
 
 @dataclass
@@ -52,7 +52,8 @@ def train(cfg: RunConfig, resume: bool = False, init_model: torch.nn.Module | No
     """
     dist = distributed.setup(cfg.train.device)
     try:
-        return _Run(cfg, dist, resume, init_model, progress, data).run()
+        with guarded_run(cfg, dist.is_main, init_model, data is None, dist.device.type):
+            return _Run(cfg, dist, resume, init_model, progress, data).run()
     finally:
         distributed.teardown(dist)
 
@@ -367,7 +368,10 @@ class _Run:
         from dslm.models import checkpoint
 
         run_config = _json_safe(to_dict(self.cfg))
+        from dslm.provenance import environment
+
         metadata = {"tokenizer": self.tokenizer.spec(), "run_config": run_config,
+                    "environment": environment(),
                     "step": self.step, "metrics": self.last,
                     "data": _json_safe(getattr(self.data, "meta", {}) or {})}
         tokenizer = self.tokenizer
