@@ -217,3 +217,15 @@ def test_report_has_T_and_NFE_columns_and_axes():
     assert "| T | NFE |" in table and "| M | mdlm | 8 | 9 |" in table
     assert [a[0] for a in AXES] == ["nfe", "steps"]
     assert plot_png(doc)[:4] == b"\x89PNG"
+
+
+def test_cli_sampler_options_override_the_protocol_key_by_key(tmp_path):
+    from dslm.cli import build_parser
+    from dslm.commands.sweep import build_config
+
+    args = build_parser().parse_args(["sweep", "--ckpt", "x", "--protocol", "owt", "--out",
+                                      str(tmp_path), "--sampler-option", "mdlm.top_p=0.95"])
+    cfg = build_config(args)
+    assert cfg.sampler_options["mdlm"] == {"top_p": 0.95, "final_step": "argmax"}
+    assert cfg.sampler_options["dsl-mdlm"]["top_p"] == 0.9
+    assert cfg.data_config.mdlm_framing
