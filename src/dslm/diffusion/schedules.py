@@ -1,7 +1,7 @@
 """Per-token SNR schedules for DSL training and MDLM's log-linear masking schedule.
 
 Each DSL schedule is a function ``(shape, generator, device) -> snr [B, L]`` with
-``snr >= 0``; ``inf`` marks a revealed token, ``0`` a masked one (DESIGN.md §1.4):
+``snr >= 0``; ``inf`` marks a revealed token, ``0`` a masked one:
 
 * ``roar``: random order. k ~ U{0, ..., L-1} positions, chosen uniformly at random,
   are revealed (s = inf), the rest are at s = 0. The revealed fraction k / L is
@@ -37,7 +37,7 @@ from dslm.errors import ConfigError
 
 @dataclass
 class ScheduleConfig:
-    """Training corruption for DSL (defaults: PAPER.md, OpenWebText values)."""
+    """Training corruption for DSL (defaults: the paper's OpenWebText values)."""
 
     name: str = choices("roar", "lognormal", "mixed", default="mixed")
     p_roar: float = 0.25          # share of sequences on the ROAR path in `mixed`
