@@ -7,8 +7,8 @@ Each loss is a function ``(model, x0 [B, L], generator, ...) -> LossOutput`` who
       L = sum_{i: s_i < inf} -log softmax(f_theta(y))_i[x_i] / #terms
   (``loss_on_revealed=True`` also scores revealed positions, the reference code's
   choice). ``mix_lambda > 0`` adds a ROAR-only term on a second draw:
+      mix_formula = convex: L = (1 - lambda) L_CE + lambda L_ROAR   (default, the reference's)
       mix_formula = add:    L = L_CE + lambda L_ROAR
-      mix_formula = convex: L = (1 - lambda) L_CE + lambda L_ROAR   (the reference code)
   ``ignore_id`` (e.g. EOS, the reference code's pad) drops positions holding that token
   from every term; ``schedule.revealed_noise`` feeds revealed tokens as a channel draw
   at s = snr_max instead of the noise-free point (they stay "revealed" for the loss mask).
@@ -44,7 +44,7 @@ def _ce(logits: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
 def dsl_loss(model, x0: torch.Tensor, schedule: ScheduleConfig,
              generator: torch.Generator | None = None, loss_on_revealed: bool = False,
              mix_lambda: float = 0.0, ignore_id: int | None = None,
-             mix_formula: str = "add") -> LossOutput:
+             mix_formula: str = "convex") -> LossOutput:
     """DSL cross-entropy of the clean tokens given y = localize(x0, s), s ~ schedule."""
     snr = sample_snr(schedule, tuple(x0.shape), generator, x0.device)
     noisy = schedule.revealed_noise

@@ -80,8 +80,9 @@ class TrainConfig:
     # DSL objective (model.kind = dsl)
     loss_on_revealed: bool = False    # also score revealed positions (the reference code)
     mix_lambda: float = 0.0           # weight of an extra ROAR-only term
-    # add: CE + lambda ROAR; convex: (1 - lambda) CE + lambda ROAR (the reference code)
-    mix_formula: str = choices("add", "convex", default="add")
+    # convex: (1 - lambda) CE + lambda ROAR (the reference code; docs/ABLATION.md: it edged
+    # out add by 0.003 nats of ROAR CE in every seed); add: CE + lambda ROAR
+    mix_formula: str = choices("convex", "add", default="convex")
     loss_exclude_eos: bool = False    # leave EOS positions out of the loss (reference: pad = EOS)
     # Logging and checkpoints (in optimizer steps; 0 = only at the end)
     log_every: int = 10
