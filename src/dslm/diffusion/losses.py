@@ -6,7 +6,12 @@ Each loss is a function ``(model, x0 [B, L], generator, ...) -> LossOutput`` who
 * DSL (DESIGN.md §1.4): draw s ~ schedule, y = localize(x0, s), and
       L = sum_{i: s_i < inf} -log softmax(f_theta(y))_i[x_i] / #terms
   (``loss_on_revealed=True`` also scores revealed positions, the reference code's
-  choice). ``mix_lambda > 0`` adds a ROAR-only term on a second draw.
+  choice). ``mix_lambda > 0`` adds a ROAR-only term on a second draw:
+      mix_formula = convex: L = (1 - lambda) L_CE + lambda L_ROAR   (default, the reference's)
+      mix_formula = add:    L = L_CE + lambda L_ROAR
+  ``ignore_id`` (e.g. EOS, the reference code's pad) drops positions holding that token
+  from every term; ``schedule.revealed_noise`` feeds revealed tokens as a channel draw
+  at s = snr_max instead of the noise-free point (they stay "revealed" for the loss mask).
 * MDLM (§1.5): t ~ stratified U[eps, 1], each token masked with prob (1 - eps) t,
       L = E_t [ (1 / t) * sum_{i masked} -log p_theta(x_i | x_t) ] / L
   (token mean over all positions, SUBS makes unmasked terms zero).
@@ -57,19 +62,29 @@ def weighted_ce(model, inputs: tuple, x0: torch.Tensor,
 
 def dsl_loss(model, x0: torch.Tensor, schedule: ScheduleConfig,
              generator: torch.Generator | None = None, loss_on_revealed: bool = False,
-             mix_lambda: float = 0.0) -> LossOutput:
+             mix_lambda: float = 0.0, ignore_id: int | None = None,
+             mix_formula: str = "convex") -> LossOutput:
     """DSL cross-entropy of the clean tokens given y = localize(x0, s), s ~ schedule."""
     snr = sample_snr(schedule, tuple(x0.shape), generator, x0.device)
-    out = _dsl_term(model, x0, snr, generator, loss_on_revealed)
+    noisy = schedule.revealed_noise
+    out = _dsl_term(model, x0, snr, generator, loss_on_revealed, noisy, ignore_id)
     if mix_lambda > 0:
-        extra = _dsl_term(model, x0, roar(tuple(x0.shape), generator, x0.device), generator, False)
-        out = LossOutput(out.loss + mix_lambda * extra.loss, out.nll, out.terms)
+        extra = _dsl_term(model, x0, roar(tuple(x0.shape), generator, x0.device), generator, False,
+                          noisy, ignore_id)
+        ce_weight = 1.0 - mix_lambda if mix_formula == "convex" else 1.0
+        out = LossOutput(ce_weight * out.loss + mix_lambda * extra.loss, out.nll, out.terms)
     return out
 
 
-def _dsl_term(model, x0, snr, generator, loss_on_revealed) -> LossOutput:
-    y = localize(x0, snr, model.embeddings, generator, model.snr_max)
+def _dsl_term(model, x0, snr, generator, loss_on_revealed, revealed_noise=False,
+              ignore_id=None) -> LossOutput:
+    snr_in = snr
+    if revealed_noise:          # revealed -> a channel draw at s = snr_max, not the clean point
+        snr_in = torch.where(revealed_mask(snr), torch.full_like(snr, float(model.snr_max)), snr)
+    y = localize(x0, snr_in, model.embeddings, generator, model.snr_max)
     weight = torch.ones_like(x0, dtype=torch.float32) if loss_on_revealed else (~revealed_mask(snr)).float()
+    if ignore_id is not None:
+        weight = weight * (x0 != ignore_id).float()
     terms = weight.sum()
     loss, _ = weighted_ce(model, (y,), x0, weight / terms.clamp_min(1.0))
     return LossOutput(loss, loss.detach(), terms.detach())

@@ -1,7 +1,7 @@
 """Per-token SNR schedules for DSL training and MDLM's log-linear masking schedule.
 
 Each DSL schedule is a function ``(shape, generator, device) -> snr [B, L]`` with
-``snr >= 0``; ``inf`` marks a revealed token, ``0`` a masked one (DESIGN.md §1.4):
+``snr >= 0``; ``inf`` marks a revealed token, ``0`` a masked one:
 
 * ``roar``: random order. k ~ U{0, ..., L-1} positions, chosen uniformly at random,
   are revealed (s = inf), the rest are at s = 0. The revealed fraction k / L is
@@ -9,9 +9,16 @@ Each DSL schedule is a function ``(shape, generator, device) -> snr [B, L]`` wit
   This is the masked-diffusion endpoint path.
 * ``lognormal``: ``log s_i ~ N(mu, sigma^2)``, i.i.d. per token (or one s per
   sequence with ``per_token=False``): soft evidence everywhere.
-* ``mixed``: per sequence, ``roar`` with probability ``p_roar`` else ``lognormal``;
-  with ``combine=True`` the ROAR sequences carry log-normal evidence on their
+* ``mixed``: per sequence, ``roar`` with probability ``p_roar`` else ``lognormal``
+  (``roar_share=bernoulli``), or exactly ``floor(p_roar B)`` randomly chosen rows of
+  each batch of B on ROAR (``roar_share=exact``, the reference code's quarter); with
+  ``combine=True`` the ROAR sequences carry log-normal evidence on their
   non-revealed positions instead of zero.
+
+``revealed_noise`` is read by the loss, not here: a revealed token (s = inf) is fed
+as the noise-free point ``snr_max e_x`` (False, as the samplers commit tokens) or as a
+channel draw at s = snr_max, ``snr_max e_x + sqrt(snr_max) eps`` (True, the reference
+code's training input).
 
 MDLM (§1.5) uses the log-linear schedule ``alpha_t = 1 - (1 - eps) t``: each token is
 masked with probability ``1 - alpha_t``; the NELBO weight ``-alpha'_t / (1 - alpha_t)``
@@ -30,7 +37,7 @@ from dslm.errors import ConfigError
 
 @dataclass
 class ScheduleConfig:
-    """Training corruption for DSL (defaults: PAPER.md, OpenWebText values)."""
+    """Training corruption for DSL (defaults: the paper's OpenWebText values)."""
 
     name: str = choices("roar", "lognormal", "mixed", default="mixed")
     p_roar: float = 0.25          # share of sequences on the ROAR path in `mixed`
@@ -38,6 +45,10 @@ class ScheduleConfig:
     sigma: float = 1.41           # std of log s
     per_token: bool = True        # i.i.d. log s per token (False: one s per sequence)
     combine: bool = False         # ROAR sequences: log-normal evidence on unrevealed tokens
+    # mixed: which rows are ROAR: i.i.d. Bernoulli(p_roar) per sequence, or exactly
+    # floor(p_roar * B) rows of every batch (the reference code: a quarter)
+    roar_share: str = choices("bernoulli", "exact", default="bernoulli")
+    revealed_noise: bool = False  # revealed tokens at s = snr_max WITH channel noise (reference)
 
     def validate(self) -> None:
         if not 0.0 <= self.p_roar <= 1.0:
@@ -72,12 +83,19 @@ def lognormal(shape: tuple[int, int], generator: torch.Generator | None = None,
 
 def mixed(shape: tuple[int, int], generator: torch.Generator | None = None,
           device: torch.device | str = "cpu", p_roar: float = 0.25, mu: float = 2.69,
-          sigma: float = 1.41, per_token: bool = True, combine: bool = False) -> torch.Tensor:
-    """Per sequence: ``roar`` with probability ``p_roar``, else ``lognormal``."""
+          sigma: float = 1.41, per_token: bool = True, combine: bool = False,
+          exact: bool = False) -> torch.Tensor:
+    """Per sequence: ``roar`` with probability ``p_roar``, else ``lognormal``; with
+    ``exact`` exactly ``floor(p_roar * B)`` random rows are ROAR."""
     b, _ = shape
     s_roar = roar(shape, generator, device)
     s_logn = lognormal(shape, generator, device, mu, sigma, per_token)
-    use_roar = (_uniform((b, 1), generator, device) < p_roar)
+    coin = _uniform((b, 1), generator, device)
+    if exact:
+        ranks = coin.squeeze(1).argsort().argsort().unsqueeze(1)      # a random order of the rows
+        use_roar = ranks < int(p_roar * b + 1e-9)
+    else:
+        use_roar = coin < p_roar
     if combine:
         s_roar = torch.where(torch.isinf(s_roar), s_roar, s_logn)
     return torch.where(use_roar, s_roar, s_logn)
@@ -93,7 +111,7 @@ def sample_snr(cfg: ScheduleConfig, shape: tuple[int, int],
         return lognormal(shape, generator, device, cfg.mu, cfg.sigma, cfg.per_token)
     if cfg.name == "mixed":
         return mixed(shape, generator, device, cfg.p_roar, cfg.mu, cfg.sigma,
-                     cfg.per_token, cfg.combine)
+                     cfg.per_token, cfg.combine, exact=cfg.roar_share == "exact")
     raise ConfigError(f"unknown SNR schedule '{cfg.name}'; allowed: roar, lognormal, mixed")
 
 

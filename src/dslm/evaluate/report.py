@@ -1,8 +1,12 @@
 """The human-readable outputs of a sweep: ``sweep.md`` (a table) and ``sweep.png``.
 
-The plot is MAUVE against NFE (log-scale x), one line per model + sampler, with the
-reference data's own MAUVE (held-out text vs held-out text, the ceiling) and the AR
-baseline as horizontal lines.
+Every number sits on two compute axes: T, the step budget a sampler was given (the
+axis ReMDM and the paper compare), and NFE, the network calls it really made (dslm's
+count: cache hits are free, a final argmax "noise removal" call counts). The table has
+both columns; the plot has MAUVE and gen PPL against NFE (top row) and against T
+(bottom row), log-scale x, one line per model + sampler, with the reference data's own
+figure (held-out text vs held-out text, the ceiling) and the AR baseline as horizontal
+lines.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def markdown_table(doc: dict) -> str:
     text = ["# Sweep results", "",
             f"{s.get('num_samples', '?')} samples per point; judge `{s.get('judge')}`, "
             f"MAUVE features `{s.get('featurizer')}`, reference `{s.get('reference')}`; "
-            "entropy in nats (per-sample unigram, averaged).", "", *lines]
+            "entropy in nats (per-sample unigram, averaged); T = the step budget, NFE = the "
+            "network calls made (cache hits free, a final argmax call counted).", "", *lines]
     notes = doc.get("skipped", [])
     if notes:
         text += ["", "Skipped:"] + [f"- {n['model']} / {n['sampler']}: {n['reason']}" for n in notes]
@@ -60,12 +65,19 @@ PANELS = (("mauve", "MAUVE", "MAUVE (higher is better)", "linear"),
           ("gen_ppl", "gen PPL", "gen PPL under the judge (lower is better)", "log"))
 
 
-def _panel(ax, doc: dict, metric: str, title: str, label: str, yscale: str) -> None:
-    """One metric vs NFE: a line per model + sampler, reference and AR baseline as levels."""
+#: The compute axes: (record key, axis label, title word).
+AXES = (("nfe", "NFE (network calls per sample batch)", "NFE"),
+        ("steps", "T (step budget)", "T"))
+
+
+def _panel(ax, doc: dict, metric: str, title: str, label: str, yscale: str,
+           axis: tuple[str, str, str] = AXES[0]) -> None:
+    """One metric vs NFE (or T): a line per model + sampler, reference and AR baseline as levels."""
+    xkey, xlabel, xword = axis
     lines: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for rec in ordered_points(doc):
-        if rec.get(metric) is not None and rec.get("nfe"):
-            lines.setdefault((rec["model"], rec["sampler"]), []).append((rec["nfe"], rec[metric]))
+        if rec.get(metric) is not None and rec.get(xkey):
+            lines.setdefault((rec["model"], rec["sampler"]), []).append((rec[xkey], rec[metric]))
     for (model, sampler), pts in lines.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{model} / {sampler}")
@@ -80,17 +92,17 @@ def _panel(ax, doc: dict, metric: str, title: str, label: str, yscale: str) -> N
 
         ax.set_xticks(nfes, [str(n) for n in nfes])
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("NFE (network calls per sample batch)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(label)
     ax.set_yscale(yscale)
     if metric == "mauve":
         ax.set_ylim(0, 1.05)
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(f"{title} vs NFE")
+    ax.set_title(f"{title} vs {xword}")
 
 
 def plot_png(doc: dict) -> bytes:
-    """PNG bytes of MAUVE vs NFE and generative perplexity vs NFE, side by side."""
+    """PNG bytes: MAUVE and generative perplexity side by side, vs NFE (top) and vs T (bottom)."""
     import io
 
     import matplotlib
@@ -98,14 +110,15 @@ def plot_png(doc: dict) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 5), dpi=110)
-    for ax, panel in zip(axes, PANELS):
-        _panel(ax, doc, *panel)
-    handles, labels = axes[0].get_legend_handles_labels()
+    fig, grid = plt.subplots(len(AXES), len(PANELS), figsize=(13, 9), dpi=110, squeeze=False)
+    for row, axis in zip(grid, AXES):
+        for ax, panel in zip(row, PANELS):
+            _panel(ax, doc, *panel, axis=axis)
+    handles, labels = grid[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
     buf = io.BytesIO()
-    fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(labels) + 2) // 3), 1, 1))
+    fig.tight_layout(rect=(0, 0.025 + 0.02 * ((len(labels) + 2) // 3), 1, 1))
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()

@@ -53,6 +53,8 @@ class SweepConfig:
     device: str = ""                         # "": cuda if available, else cpu
     eval_batch_size: int = 8
     data_config: Any = None                  # reference corpus for 'validation' (else a model's)
+    clean_up_spaces: bool = False            # metric texts: HF clean-up of spaces (ReMDM)
+    truncate_tokens: int = 0                 # judge/featurizer read the first N tokens; 0: all
 
     def validate(self) -> None:
         if not self.models:
@@ -64,6 +66,8 @@ class SweepConfig:
             raise ConfigError("a sweep needs at least one sampler")
         if any(t < 1 for t in self.steps) or (self.samplers and not self.steps):
             raise ConfigError(f"steps must be a non-empty list of integers >= 1, got {self.steps}")
+        if self.truncate_tokens < 0:
+            raise ConfigError(f"truncate_tokens must be >= 0, got {self.truncate_tokens}")
         if self.num_samples < 2:
             raise ConfigError(f"num_samples must be >= 2 (MAUVE), got {self.num_samples}")
         if not (self.judge or self.ar_baseline):
@@ -168,7 +172,9 @@ class _Sweep:
         c = self.cfg
         return {"judge": c.judge_spec, "featurizer": c.featurizer_spec, "reference": c.reference,
                 "num_samples": c.num_samples, "seed": c.seed,
-                "identity": sweepcheck.settings_identity(c)}
+                "identity": sweepcheck.settings_identity(c),
+                "text_decoding": {"clean_up_spaces": c.clean_up_spaces,
+                                  "truncate_tokens": c.truncate_tokens}}
 
     def _load_doc(self) -> dict:
         path = self.out / RESULTS
@@ -202,6 +208,10 @@ class _Sweep:
             c = self.cfg
             self._references = reference_pair(c.reference, c.num_samples, c.seed, c.models[0][1],
                                               c.data_config)
+            if c.clean_up_spaces:
+                from dslm.evaluate.textproc import clean_up_spaces
+
+                self._references = tuple([clean_up_spaces(t) for t in ts] for ts in self._references)
         return self._references
 
     def evaluator(self):
@@ -212,14 +222,19 @@ class _Sweep:
             judge = lm.load_lm(c.judge_spec, self.device)
             feat = (judge if c.featurizer_spec == c.judge_spec
                     else lm.load_lm(c.featurizer_spec, self.device))
+            if c.truncate_tokens > 0:
+                from dslm.evaluate.textproc import TruncatedLM
+
+                judge, feat = TruncatedLM(judge, c.truncate_tokens), TruncatedLM(feat, c.truncate_tokens)
             self._evaluator = Evaluator(judge, feat, self.references()[0], c.eval_batch_size,
                                         progress=self.progress)
         return self._evaluator
 
     def score(self, texts, tokens, tokenizer) -> dict:
         """Every metric of one sample set (the sampled ids are read as they are when the
-        judge shares the tokenizer)."""
-        return self.evaluator().evaluate(texts, tokens, tokenizer.spec())
+        judge shares the tokenizer; with ``clean_up_spaces`` the judge re-reads the texts)."""
+        spec = None if self.cfg.clean_up_spaces else tokenizer.spec()
+        return self.evaluator().evaluate(texts, tokens, spec)
 
     def ensure_reference(self, tokenizer) -> None:
         """Score the reference data itself once: gen PPL, entropy, MAUVE vs a second draw."""
@@ -242,8 +257,9 @@ class _Sweep:
         if not self.ctx.is_main:
             return
         from dslm.evaluate.samples import sample_records, write_samples
+        from dslm.evaluate.textproc import metric_texts
 
-        texts = [tokenizer.decode(ids) for ids in tokens]
+        texts = metric_texts(tokenizer, tokens, c.clean_up_spaces)
         name = f"{_safe(label)}__{sampler}__T{steps}__n{c.num_samples}__L{seq_len}__seed{c.seed}"
         write_samples(self.out / "samples" / f"{name}.jsonl",
                       sample_records(texts, tokens, nfe, sampler, steps, c.seed))
@@ -348,7 +364,9 @@ def _ar_baseline(run: _Sweep) -> None:
                                     seq_len, seq_len, cfg.seed, cfg.batch_size,
                                     cfg.sampler_options.get(names[0], {}), run.ctx)
     if main:
-        texts = [tokenizer.decode(ids) for ids in tokens]
+        from dslm.evaluate.textproc import metric_texts
+
+        texts = metric_texts(tokenizer, tokens, cfg.clean_up_spaces)
         rec = {"key": key, "sampler": names[0], "steps": seq_len, "nfe": nfe, "seconds": seconds}
         rec.update(run.score(texts, tokens, tokenizer))
         rec.update(sweepcheck.provenance(cfg, cfg.ar_baseline, names[0], seq_len, seq_len,

@@ -66,7 +66,9 @@ def settings_identity(cfg) -> dict:
     return {"judge": identity(cfg.judge_spec), "featurizer": identity(cfg.featurizer_spec),
             "reference": identity(cfg.reference) if cfg.reference != "validation"
             else "validation:" + _corpus_identity(cfg),
-            "seed": cfg.seed}
+            "seed": cfg.seed,
+            "text_decoding": [getattr(cfg, "clean_up_spaces", None),
+                              getattr(cfg, "truncate_tokens", None)]}
 
 
 def _corpus_identity(cfg) -> str:

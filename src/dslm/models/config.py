@@ -47,6 +47,9 @@ class ModelConfig:
     freeze_embed: bool = True      # E fixed (True) or trained with rows kept on the sphere
     snr_max: float = 100.0         # finite SNR that stands for "revealed"
     input_beta: float = 0.0        # converter sharpness beta; 0 = automatic (see dsl.py)
+    # how beta = 0 is resolved: calibrated (a committed token reads >= mask_weight of its
+    # own slot) or inv_sqrt_d (1 / sqrt(embed_dim), the reference code's init)
+    beta_init: str = choices("calibrated", "inv_sqrt_d", default="calibrated")
     mask_weight: float = 0.99      # converter weight of the [MASK] slot at y = 0
     norm_conditioning: bool = False  # DSL: condition adaLN on mean ||y_i|| (still y-only)
     # Engineering

@@ -17,10 +17,11 @@ Why this converter (the paper's choice; ``input_scores`` = y K^T + b is what the
 needs only the evidence ``y E^T`` (the sufficient statistic of y for x, §1.3), it is
 exactly MDLM's input at both endpoints, and it is bounded for any SNR.
 
-``beta`` (learnable) starts at ``model.input_beta``; 0 means automatic: the smallest
-beta for which a committed token puts at least ``mask_weight`` of the weight on its
-own slot (checked on up to 64 tokens of E). The resolved value is written back into
-the config, so a saved checkpoint rebuilds the same model.
+``beta`` (learnable) starts at ``model.input_beta``; 0 means automatic: with
+``beta_init=calibrated`` the smallest beta for which a committed token puts at least
+``mask_weight`` of the weight on its own slot (checked on up to 64 tokens of E), with
+``beta_init=inv_sqrt_d`` the reference code's 1 / sqrt(d). The resolved value is
+written back into the config, so a saved checkpoint rebuilds the same model.
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ def calibrate_beta(embeddings: torch.Tensor, snr_max: float, mask_weight: float,
     return hi
 
 
+def initial_beta(cfg: ModelConfig, embeddings: torch.Tensor) -> float:
+    """beta at creation: ``calibrate_beta`` (``beta_init=calibrated``) or 1 / sqrt(d)."""
+    if cfg.beta_init == "inv_sqrt_d":
+        return 1.0 / math.sqrt(embeddings.shape[1])
+    return calibrate_beta(embeddings, cfg.snr_max, cfg.mask_weight)
+
+
 class DSLDenoiser(nn.Module):
     kind = "dsl"
     fused_head = True      # forward(y, targets=, weights=) -> HeadLoss (dslm.diffusion.losses)
@@ -81,8 +89,7 @@ class DSLDenoiser(nn.Module):
                 raise ValueError(f"embedding table {tuple(embeddings.shape)} != ({v}, {d})")
             embeddings = normalize_rows(embeddings.float())
         if cfg.input_beta <= 0:
-            cfg = dataclasses.replace(
-                cfg, input_beta=calibrate_beta(embeddings, cfg.snr_max, cfg.mask_weight))
+            cfg = dataclasses.replace(cfg, input_beta=initial_beta(cfg, embeddings))
         self.config = cfg
         self.vocab_size = v
         self.snr_max = cfg.snr_max

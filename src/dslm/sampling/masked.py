@@ -11,8 +11,15 @@ remasking rate ``sigma`` (0 = MDLM), ReMDM's posterior q(z_s | z_t, x) per posit
 
 One float64 uniform per position decides reveal or remask (the two never apply to
 the same position), then the revealed rows are drawn (``common.draw_tokens``), so
-samplers that differ only in sigma consume the same random numbers. The final step
-always reveals every remaining masked position. "No change, no call": when a step
+samplers that differ only in sigma consume the same random numbers.
+
+The final-step rule (option ``final_step``): ``sample`` (default) makes the last step
+reveal every remaining masked position by a draw; ``argmax`` is MDLM's and ReMDM's
+"noise removal": the grid stops at t = eps (alpha = 1 - ``FINAL_EPS``, so a masked token
+may survive the last step), then one extra network call (an NFE, unless the cache makes
+it free) fills every remaining [MASK] with argmax_v p(x_i = v | state).
+
+"No change, no call": when a step
 changes nothing and the denoiser ignores time, the next step reuses its output
 (not an NFE).
 """
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dslm.config import choices
 from dslm.sampling.common import Network, Run, TokenOptions, draw_tokens, model_device, uniform
 from dslm.sampling.states import token_state
 
@@ -58,9 +66,15 @@ class NoRemasking:
         """Called after every step with the drawn positions, their probability, the remasked."""
 
 
+#: MDLM's sampling grid ends at t = eps = 1e-5 (``final_step=argmax``), not at t = 0.
+FINAL_EPS = 1e-5
+
+
 @dataclass
 class MDLMOptions(TokenOptions):
     cache: bool = True        # "no change, no call" (exact when the model ignores time)
+    # last step: sample every remaining mask, or stop at t = eps and fill by one argmax call
+    final_step: str = choices("sample", "argmax", default="sample")
 
 
 @dataclass
@@ -70,20 +84,22 @@ class DSLMDLMOptions(MDLMOptions):
 
 def masked_diffusion(state, x: torch.Tensor, run: Run, plan: list[Step], remasking,
                      opts: TokenOptions, cache: bool = True,
-                     carry_over: bool = True) -> tuple[torch.Tensor, dict]:
+                     carry_over: bool = True, final_step: str = "sample") -> tuple[torch.Tensor, dict]:
     """Run ``plan`` from the discrete state ``x`` [B, L]; returns the final tokens and stats."""
     fixed, mask_id, gen = run.constraints.fixed, state.mask_id, run.generator
     scores, hits, remasked = None, 0, 0
     for k, step in enumerate(plan):
         alpha_t = torch.as_tensor(step.alpha_t, dtype=torch.float64, device=x.device)
         alpha_s = torch.as_tensor(step.alpha_s, dtype=torch.float64, device=x.device)
+        if final_step == "argmax" and k == len(plan) - 1:      # MDLM's grid ends at t = eps
+            alpha_s = alpha_s.clamp(max=1 - FINAL_EPS)
         if scores is None:
             scores = state.scores(x, 1 - alpha_t.float())
         else:
             hits += 1
         masked = (x == mask_id) & ~fixed
         revealed = ~masked & ~fixed
-        if k == len(plan) - 1:          # the final step fills every remaining mask
+        if k == len(plan) - 1 and final_step == "sample":   # the final step fills every mask
             reveal, remask = masked, torch.zeros_like(masked)
         else:
             sigma = torch.as_tensor(remasking.sigma(step, masked), dtype=torch.float64,
@@ -106,7 +122,23 @@ def masked_diffusion(state, x: torch.Tensor, run: Run, plan: list[Step], remaski
             scores = None
         x = new
         run.tick()
+    if final_step == "argmax":
+        x, hits = noise_removal(state, x, fixed, scores, hits)
     return x, {"cache_hits": hits, "remasked": remasked}
+
+
+def noise_removal(state, x: torch.Tensor, fixed: torch.Tensor, scores: torch.Tensor | None,
+                  hits: int) -> tuple[torch.Tensor, int]:
+    """MDLM/ReMDM's last call: every remaining [MASK] -> argmax_v p(x_i = v | state) at t = eps
+    (one network call, free when ``scores`` of this very state are cached)."""
+    if scores is None:
+        scores = state.scores(x, torch.tensor(FINAL_EPS, device=x.device))
+    else:
+        hits += 1
+    masked = (x == state.mask_id) & ~fixed
+    x = x.clone()
+    x[masked] = scores[masked].argmax(dim=-1)
+    return x, hits
 
 
 def run_masked(model, opts, run: Run, plan: list[Step], remasking, renoise_snr: float = 0.0,
@@ -116,7 +148,8 @@ def run_masked(model, opts, run: Run, plan: list[Step], remasking, renoise_snr: 
     state = token_state(model, run.net, run.generator, renoise_snr)
     c = run.constraints
     x = torch.where(c.fixed, c.ids, torch.full_like(c.ids, state.mask_id))
-    tokens, stats = masked_diffusion(state, x, run, plan, remasking, opts, opts.cache, carry_over)
+    tokens, stats = masked_diffusion(state, x, run, plan, remasking, opts, opts.cache, carry_over,
+                                     getattr(opts, "final_step", "sample"))
     return tokens, run.stats(**stats)
 
 

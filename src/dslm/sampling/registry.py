@@ -27,6 +27,7 @@ from dslm.sampling.common import (Run, SampleResult, TokenOptions, build_constra
 from dslm.sampling.continuous import ContinuousOptions, sample_continuous
 from dslm.sampling.hybrid import HybridOptions, sample_hybrid
 from dslm.sampling.masked import DSLMDLMOptions, MDLMOptions, sample_mdlm
+from dslm.sampling.published import PublishedOptions, sample_published
 from dslm.sampling.remdm import (CapOptions, ConfOptions, DSLLoopOptions, LoopOptions,
                                  RescaleOptions, sample_cap, sample_conf, sample_loop,
                                  sample_rescale)
@@ -52,6 +53,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
                               "ReMDM, low-confidence tokens remasked first"),
     "remdm-loop": SamplerSpec(sample_loop, LoopOptions, ("mdlm",),
                               "ReMDM loop: draft, remask/re-predict at constant alpha, finish"),
+    "remdm-published": SamplerSpec(sample_published, PublishedOptions, ("mdlm",),
+                                   "ReMDM as published: cap (eta .04) below T = L, loop at T >= L"),
     "dsl-mdlm": SamplerSpec(sample_mdlm, DSLMDLMOptions, ("dsl",),
                             "MDLM ancestral steps driven by the DSL denoiser (y = 0 / snr_max e_x)"),
     "dsl-remdm-loop": SamplerSpec(sample_loop, DSLLoopOptions, ("dsl",),

@@ -81,6 +81,10 @@ class TrainConfig:
     # DSL objective (model.kind = dsl)
     loss_on_revealed: bool = False    # also score revealed positions (the reference code)
     mix_lambda: float = 0.0           # weight of an extra ROAR-only term
+    # convex: (1 - lambda) CE + lambda ROAR (the reference code; docs/ABLATION.md: it edged
+    # out add by 0.003 nats of ROAR CE in every seed); add: CE + lambda ROAR
+    mix_formula: str = choices("convex", "add", default="convex")
+    loss_exclude_eos: bool = False    # leave EOS positions out of the loss (reference: pad = EOS)
     # Logging and checkpoints (in optimizer steps; 0 = only at the end)
     log_every: int = 10
     eval_every: int = 200
@@ -109,6 +113,9 @@ class TrainConfig:
         for key in ("weight_decay", "grad_clip", "mix_lambda", "min_lr_ratio"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key 'train.{key}' must be >= 0, got {getattr(self, key)}")
+        if self.mix_formula == "convex" and self.mix_lambda > 1:
+            raise ConfigError(f"config key 'train.mix_lambda' must be in [0, 1] with "
+                              f"mix_formula=convex, got {self.mix_lambda}")
         unknown = [name for name in self.loggers if name not in ("tensorboard", "wandb")]
         if unknown:
             raise ConfigError(f"config key 'train.loggers': unknown value '{unknown[0]}'; "

@@ -141,7 +141,8 @@ class _Run:
         self.last: dict[str, Any] = {}
         self._restore(resume)
         self.forward = self._wrap()
-        self.objective = objective_for(self.model.config.kind, cfg.schedule, tcfg)
+        self.objective = objective_for(self.model.config.kind, cfg.schedule, tcfg,
+                                       eos_id=getattr(self.tokenizer, "eos_id", None))
         micro = dist.world_size * tcfg.grad_accum
         self.stream = BlockStream(self.data.train, tcfg.batch_size, micro, tcfg.seed)
         self.micro_ids = [dist.rank * tcfg.grad_accum + m for m in range(tcfg.grad_accum)]

@@ -1,7 +1,7 @@
 """The training objective of each model kind (DESIGN.md §1.4-1.5).
 
 * ``dsl``:  ``dsl_loss`` with the run's SNR schedule (``mixed`` by default), the
-  ``loss_on_revealed`` and ``mix_lambda`` flags;
+  ``loss_on_revealed``, ``mix_lambda`` / ``mix_formula`` and ``loss_exclude_eos`` flags;
 * ``mdlm``: ``mdlm_loss``, MDLM's NELBO under the log-linear schedule with SUBS;
 * ``ar``:   ``ar_loss``, next-token NLL (the offline judge and the AR baseline).
 
@@ -22,12 +22,16 @@ from dslm.train.config import TrainConfig
 Objective = Callable[[object, torch.Tensor, torch.Generator], LossOutput]
 
 
-def objective_for(kind: str, schedule: ScheduleConfig, train: TrainConfig) -> Objective:
-    """The loss function trained for ``model.kind``."""
+def objective_for(kind: str, schedule: ScheduleConfig, train: TrainConfig,
+                  eos_id: int | None = None) -> Objective:
+    """The loss function trained for ``model.kind`` (``eos_id``: for ``train.loss_exclude_eos``)."""
     if kind == "dsl":
+        ignore_id = eos_id if train.loss_exclude_eos else None
+
         def dsl(model, x0, generator):
             return dsl_loss(model, x0, schedule, generator,
-                            loss_on_revealed=train.loss_on_revealed, mix_lambda=train.mix_lambda)
+                            loss_on_revealed=train.loss_on_revealed, mix_lambda=train.mix_lambda,
+                            ignore_id=ignore_id, mix_formula=train.mix_formula)
         return dsl
     if kind == "mdlm":
         return lambda model, x0, generator: mdlm_loss(model, x0, generator)

@@ -18,7 +18,7 @@ from dslm.errors import CheckpointError
 from dslm.models import checkpoint
 
 #: ModelConfig fields that only a DSL model has; the fine-tune config sets them.
-DSL_FIELDS = ("embed_dim", "embed_seed", "freeze_embed", "snr_max", "mask_weight",
+DSL_FIELDS = ("embed_dim", "embed_seed", "freeze_embed", "snr_max", "mask_weight", "beta_init",
               "norm_conditioning", "activation_checkpointing")
 
 
