@@ -163,9 +163,10 @@ class HFCausalLM(CausalLM):
         except ImportError:
             raise DSLMError("a Hugging Face judge needs 'transformers': pip install 'dslm[full]'") from None
         extra = {"gguf_file": gguf_file} if gguf_file else {}
+        weights = {"dtype": torch.float32} if gguf_file else {}     # dequantised to float32
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)
-            self.model = AutoModelForCausalLM.from_pretrained(name_or_path, **extra).float()
+            self.model = AutoModelForCausalLM.from_pretrained(name_or_path, **extra, **weights)
         except (OSError, ValueError, ImportError) as e:
             first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
             raise DSLMError(f"could not load the causal LM '{name_or_path}' from the hub or a local "
