@@ -215,7 +215,7 @@ def test_dsl_carry_over_off_redraws_revealed_tokens(models):
 def test_dsl_continuous_starts_at_zero_and_ends_at_the_final_snr(models):
     model = models["dsl"]
     with CallCounter(model) as calls:
-        result = run(model, "dsl-continuous", steps=6, snr_final=50.0)
+        result = run(model, "dsl-continuous", steps=6, snr_end=50.0)
     assert result.nfe == 6
     assert float(calls.inputs[0].abs().max()) == 0.0
     mean_norm = float(calls.inputs[-1].norm(dim=-1).mean())
