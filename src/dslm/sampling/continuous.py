@@ -17,7 +17,8 @@ network call (T - 1 calls) and moves y by ``ds = s_{k+1} - s_k``:
   it: the sampler collapses to a few frequent tokens (docs/SAMPLERS.md measures this).
 
 The T-th call reads f(y) at ``snr_end`` (0 = the model's snr_max) and decodes: argmax,
-or a draw from softmax(f(y) / tau) with top-p. Given tokens sit at the clean point
+a draw from softmax(f(y) / tau) with top-p, or ``evidence`` (argmax_v <y, e_v>, which
+does not trust the network to copy a visible token). Given tokens sit at the clean point
 snr_max e_x throughout. Grids (``s_1..s_{T-1}``): ``log`` (geometric from ``snr_min``,
 low-SNR heavy), ``quadratic`` (snr_end (k / (T-1))^2) or ``linear``.
 """
@@ -40,7 +41,7 @@ class ContinuousOptions(TokenOptions):
     snr_min: float = 0.01        # first nonzero SNR of the log grid
     snr_end: float = 0.0         # last SNR of the grid (the decoding call); 0 = the model's snr_max
     drift: str = choices("sample", "mean", default="sample")   # ancestral step or Euler-Maruyama
-    decode: str = choices("argmax", "sample", default="argmax")
+    decode: str = choices("argmax", "sample", "evidence", default="argmax")
 
     def validate(self) -> None:
         super().validate()
@@ -108,9 +109,15 @@ class Localizer:
         return logits
 
 
-def decode(logits: torch.Tensor, run: Run, opts: ContinuousOptions, how: str) -> torch.Tensor:
+def decode(logits: torch.Tensor, run: Run, opts: ContinuousOptions, how: str,
+           y: torch.Tensor | None = None, embeddings: torch.Tensor | None = None) -> torch.Tensor:
+    """Tokens from the last call: ``argmax`` of f(y), a ``sample`` of softmax(f(y) / tau)
+    with top-p, or ``evidence``: argmax_v <y, e_v>, the channel's maximum-likelihood
+    token (no network involved; the posterior's argmax as the SNR grows)."""
     c = run.constraints
-    if how == "argmax":
+    if how == "evidence":
+        tokens = (y @ embeddings.t()).argmax(dim=-1)
+    elif how == "argmax":
         tokens = logits.argmax(dim=-1)
     else:
         tokens = torch.zeros(logits.shape[:-1], dtype=torch.long, device=logits.device)
@@ -123,6 +130,7 @@ def sample_continuous(model, opts: ContinuousOptions, run: Run):
     run.net = Network(model, model_device(model))
     end = opts.snr_end or float(model.snr_max)
     snrs = snr_grid(run.steps, end, opts.grid, opts.snr_min)
-    logits = Localizer(model, run.net, run).run_path(snrs, run.tick, opts.drift)
+    loc = Localizer(model, run.net, run)
+    logits = loc.run_path(snrs, run.tick, opts.drift)
     run.tick()
-    return decode(logits, run, opts, opts.decode), run.stats(snr_end=end)
+    return decode(logits, run, opts, opts.decode, loc.y, loc.embeddings), run.stats(snr_end=end)
