@@ -285,3 +285,27 @@ def test_categorical_matches_its_probabilities_and_never_draws_a_zero():
     freq = torch.bincount(ids, minlength=6).double() / len(ids)
     assert freq[[0, 2, 5]].sum() == 0
     assert torch.allclose(freq, probs[0], atol=0.01)
+
+
+def test_continuous_evidence_decode_is_the_nearest_embedding(models):
+    from dslm.sampling.continuous import decode
+
+    model = models["dsl"]
+    E = model.embeddings.detach().float()
+    ids = torch.randint(0, E.shape[0], (2, 5), generator=torch.Generator().manual_seed(0))
+    y = 100.0 * E[ids]
+
+    class _C:
+        fixed = torch.zeros(2, 5, dtype=torch.bool)
+
+        @staticmethod
+        def apply(t):
+            return t
+
+    class _R:
+        constraints = _C()
+
+    out = decode(torch.zeros(2, 5, E.shape[0]), _R(), None, "evidence", y, E)
+    assert torch.equal(out, ids)
+    for drift in ("sample", "mean"):
+        assert run(model, "hybrid", steps=8, drift=drift).tokens.shape == (6, LENGTH)

@@ -165,13 +165,15 @@ def product_source(seed: int = 5) -> torch.Tensor:
     return marg[torch.arange(LENGTH), SEQUENCES].prod(-1)
 
 
-def test_ancestral_continuous_steps_are_exact_on_a_coarse_grid():
+@pytest.mark.parametrize("decode", ["sample", "evidence"])
+def test_ancestral_continuous_steps_are_exact_on_a_coarse_grid(decode):
     """With independent tokens the exact posterior factorises, so the ancestral step
     (drift = e(x~), x~ ~ p(x | y)) moves y by its exact transition whatever the step
-    size: T = 4 calls already draw from p(x). Euler-Maruyama (drift = xhat(y)) on the
-    same grid collapses toward the mode and is rejected."""
+    size: T = 4 calls already draw from p(x) (decoding at snr_max by a draw or by the
+    evidence argmax_v <y, e_v>). Euler-Maruyama (drift = xhat(y)) on the same grid
+    collapses toward the mode and is rejected."""
     prod = product_source()
-    exact = draw(DSLOracle(prod), "dsl-continuous", steps=4, drift="sample", decode="sample")
+    exact = draw(DSLOracle(prod), "dsl-continuous", steps=4, drift="sample", decode=decode)
     assert chi_square_pvalue(exact, prod) > 0.01
     euler = draw(DSLOracle(prod), "dsl-continuous", steps=4, drift="mean", decode="sample")
     assert chi_square_pvalue(euler, prod) < 1e-6
