@@ -1,7 +1,7 @@
 """Paired sampler comparisons on trained checkpoints: entropy and judge NLL per sample.
 
     python scripts/sampler_study.py --group continuous|loop --dsl CKPT [--mdlm CKPT]
-        [--steps 16,32] [--seeds 0,1,2] [--n 32] [--judge smollm2|none|AR_CKPT] --out FILE.json
+        [--steps 16,32] [--seeds 0,1,2] [--n 32] [--judge smollm2-135m|none|AR_CKPT] --out FILE.json
 
 Every variant (a sampler and its options, listed in VARIANTS) is sampled with the same
 seeds; sample i of seed r of every variant starts from the same generator state, so the
@@ -50,6 +50,7 @@ VARIANTS = {
         "dsl-mdlm": ("dsl", "dsl-mdlm", {}),
         "dsl-mdlm/top_p=0.9": ("dsl", "dsl-mdlm", {"top_p": 0.9}),
         "dsl-loop/renoise=5": ("dsl", "dsl-remdm-loop", {"renoise_snr": 5.0}),
+        "dsl-loop/renoise=40": ("dsl", "dsl-remdm-loop", {"renoise_snr": 40.0}),
         "dsl-loop/renoise=60": ("dsl", "dsl-remdm-loop", {"renoise_snr": 60.0}),
         "dsl-loop/eta=max": ("dsl", "dsl-remdm-loop", {"eta": 0.111}),
         "dsl-loop/no-carry": ("dsl", "dsl-remdm-loop", {"carry_over": False}),
@@ -108,7 +109,7 @@ def main() -> None:
     ap.add_argument("--steps", default="16,32")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--judge", default="smollm2")
+    ap.add_argument("--judge", default="smollm2-135m")
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
