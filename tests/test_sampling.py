@@ -309,3 +309,18 @@ def test_continuous_evidence_decode_is_the_nearest_embedding(models):
     assert torch.equal(out, ids)
     for drift in ("sample", "mean"):
         assert run(model, "hybrid", steps=8, drift=drift).tokens.shape == (6, LENGTH)
+
+
+def test_remask_budget_sets_the_loop_rate_per_T(models):
+    from dslm.sampling.registry import sampler_options
+    from dslm.sampling.remdm import loop_eta, loop_plan
+
+    opts = sampler_options("dsl-remdm-loop", {"remask_budget": 2.0})
+    assert loop_eta(opts, loop_plan(1024, 0.55, 0.05, 0.9)) == pytest.approx(2.0 / 512)
+    assert loop_eta(opts, loop_plan(16, 0.55, 0.05, 0.9)) == pytest.approx(0.1 / 0.9)   # capped
+    assert loop_eta(sampler_options("dsl-remdm-loop", {}), loop_plan(16, 0.55, 0.05, 0.9)) == 0.02
+    more = run(models["dsl"], "dsl-remdm-loop", steps=32, remask_budget=2.0)
+    less = run(models["dsl"], "dsl-remdm-loop", steps=32)
+    assert more.stats[0]["remasked"] > less.stats[0]["remasked"]
+    with pytest.raises(SamplingError):
+        run(models["dsl"], "dsl-remdm-loop", remask_budget=-1.0)
