@@ -16,8 +16,8 @@ network call (T - 1 calls) and moves y by ``ds = s_{k+1} - s_k``:
   embeddings (pointing toward frequent tokens), and ds times that average pins y near
   it: the sampler collapses to a few frequent tokens (docs/SAMPLERS.md measures this).
 
-The T-th call reads f(y) at ``snr_end`` (0 = the model's snr_max) and decodes: argmax,
-a draw from softmax(f(y) / tau) with top-p, or ``evidence`` (argmax_v <y, e_v>, which
+The T-th call reads f(y) at ``snr_end`` (0 = the model's snr_max) and decodes: a draw
+from softmax(f(y) / tau) with top-p (the default), argmax, or ``evidence`` (argmax_v <y, e_v>, which
 does not trust the network to copy a visible token). Given tokens sit at the clean point
 snr_max e_x throughout. Grids (``s_1..s_{T-1}``): ``log`` (geometric from ``snr_min``,
 low-SNR heavy), ``quadratic`` (snr_end (k / (T-1))^2) or ``linear``.
@@ -41,7 +41,7 @@ class ContinuousOptions(TokenOptions):
     snr_min: float = 0.01        # first nonzero SNR of the log grid
     snr_end: float = 0.0         # last SNR of the grid (the decoding call); 0 = the model's snr_max
     drift: str = choices("sample", "mean", default="sample")   # ancestral step or Euler-Maruyama
-    decode: str = choices("argmax", "sample", "evidence", default="argmax")
+    decode: str = choices("sample", "argmax", "evidence", default="sample")
 
     def validate(self) -> None:
         super().validate()
