@@ -21,3 +21,8 @@ def tiny_model_config(kind="dsl", vocab_size=12, **kw):
                 n_heads=2, cond_dim=16, embed_dim=8)
     base.update(kw)
     return ModelConfig(**base)
+
+# Fast tests use the tiny fallback judges; the pretrained ones (tests/test_judges.py, slow)
+# clear this. Judge-score caches go to a throwaway folder, never the user's ~/.cache.
+os.environ.setdefault("DSLM_NO_PRETRAINED_JUDGE", "1")
+os.environ.setdefault("DSLM_CACHE", os.path.join(__import__("tempfile").mkdtemp(prefix="dslm-test-cache-")))

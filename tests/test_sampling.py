@@ -217,7 +217,7 @@ def test_dsl_carry_over_off_redraws_revealed_tokens(models):
 def test_dsl_continuous_starts_at_zero_and_ends_at_the_final_snr(models):
     model = models["dsl"]
     with CallCounter(model) as calls:
-        result = run(model, "dsl-continuous", steps=6, snr_final=50.0)
+        result = run(model, "dsl-continuous", steps=6, snr_end=50.0)
     assert result.nfe == 6
     assert float(calls.inputs[0].abs().max()) == 0.0
     mean_norm = float(calls.inputs[-1].norm(dim=-1).mean())
@@ -287,3 +287,42 @@ def test_categorical_matches_its_probabilities_and_never_draws_a_zero():
     freq = torch.bincount(ids, minlength=6).double() / len(ids)
     assert freq[[0, 2, 5]].sum() == 0
     assert torch.allclose(freq, probs[0], atol=0.01)
+
+
+def test_continuous_evidence_decode_is_the_nearest_embedding(models):
+    from dslm.sampling.continuous import decode
+
+    model = models["dsl"]
+    E = model.embeddings.detach().float()
+    ids = torch.randint(0, E.shape[0], (2, 5), generator=torch.Generator().manual_seed(0))
+    y = 100.0 * E[ids]
+
+    class _C:
+        fixed = torch.zeros(2, 5, dtype=torch.bool)
+
+        @staticmethod
+        def apply(t):
+            return t
+
+    class _R:
+        constraints = _C()
+
+    out = decode(torch.zeros(2, 5, E.shape[0]), _R(), None, "evidence", y, E)
+    assert torch.equal(out, ids)
+    for drift in ("sample", "mean"):
+        assert run(model, "hybrid", steps=8, drift=drift).tokens.shape == (6, LENGTH)
+
+
+def test_remask_budget_sets_the_loop_rate_per_T(models):
+    from dslm.sampling.registry import sampler_options
+    from dslm.sampling.remdm import loop_eta, loop_plan
+
+    opts = sampler_options("dsl-remdm-loop", {"remask_budget": 2.0})
+    assert loop_eta(opts, loop_plan(1024, 0.55, 0.05, 0.9)) == pytest.approx(2.0 / 512)
+    assert loop_eta(opts, loop_plan(16, 0.55, 0.05, 0.9)) == pytest.approx(0.1 / 0.9)   # capped
+    assert loop_eta(sampler_options("dsl-remdm-loop", {}), loop_plan(16, 0.55, 0.05, 0.9)) == 0.02
+    more = run(models["dsl"], "dsl-remdm-loop", steps=32, remask_budget=2.0)
+    less = run(models["dsl"], "dsl-remdm-loop", steps=32)
+    assert more.stats[0]["remasked"] > less.stats[0]["remasked"]
+    with pytest.raises(SamplingError):
+        run(models["dsl"], "dsl-remdm-loop", remask_budget=-1.0)

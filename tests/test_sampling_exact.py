@@ -147,7 +147,7 @@ def test_one_step_mdlm_draws_the_product_of_marginals_and_is_rejected(probs):
 @pytest.mark.parametrize("decode", ["sample", "argmax"])
 def test_dsl_continuous_is_exact_on_a_fine_grid(probs, decode):
     tokens = draw(DSLOracle(probs), "dsl-continuous", steps=500, num_samples=4000,
-                  decode=decode, snr_final=400.0)
+                  decode=decode, snr_end=400.0)
     assert chi_square_pvalue(tokens, probs) > 0.01
     assert chi_square_pvalue(tokens, source_probs(seed=1)) < 1e-6
 
@@ -156,3 +156,34 @@ def test_dsl_continuous_with_one_call_draws_independent_tokens(probs):
     """T = 1 decodes at y = 0: every token from its marginal (the test must reject it)."""
     tokens = draw(DSLOracle(probs), "dsl-continuous", steps=1, decode="sample")
     assert chi_square_pvalue(tokens, probs) < 1e-6
+
+
+def product_source(seed: int = 5) -> torch.Tensor:
+    """A source whose tokens are independent: p(x) = prod_i m_i(x_i) (float64 over 4^3)."""
+    g = torch.Generator().manual_seed(seed)
+    marg = torch.softmax(1.5 * torch.randn(LENGTH, VOCAB, generator=g, dtype=torch.float64), -1)
+    return marg[torch.arange(LENGTH), SEQUENCES].prod(-1)
+
+
+@pytest.mark.parametrize("decode", ["sample", "evidence"])
+def test_ancestral_continuous_steps_are_exact_on_a_coarse_grid(decode):
+    """With independent tokens the exact posterior factorises, so the ancestral step
+    (drift = e(x~), x~ ~ p(x | y)) moves y by its exact transition whatever the step
+    size: T = 4 calls already draw from p(x) (decoding at snr_max by a draw or by the
+    evidence argmax_v <y, e_v>). Euler-Maruyama (drift = xhat(y)) on the same grid
+    collapses toward the mode and is rejected."""
+    prod = product_source()
+    exact = draw(DSLOracle(prod), "dsl-continuous", steps=4, drift="sample", decode=decode)
+    assert chi_square_pvalue(exact, prod) > 0.01
+    euler = draw(DSLOracle(prod), "dsl-continuous", steps=4, drift="mean", decode="sample")
+    assert chi_square_pvalue(euler, prod) < 1e-6
+
+
+def test_argmax_decoding_at_a_low_final_snr_is_mode_seeking():
+    """Ending the grid at SNR 5 leaves the last posterior soft: a draw from it is exact,
+    its argmax is not (at snr_max = 100 the two agree)."""
+    prod = product_source()
+    drawn = draw(DSLOracle(prod), "dsl-continuous", steps=4, snr_end=5.0, decode="sample")
+    assert chi_square_pvalue(drawn, prod) > 0.01
+    argmax = draw(DSLOracle(prod), "dsl-continuous", steps=4, snr_end=5.0, decode="argmax")
+    assert chi_square_pvalue(argmax, prod) < 1e-6

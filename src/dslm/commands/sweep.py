@@ -24,8 +24,11 @@ def add_arguments(p) -> None:
     p.add_argument("--num-samples", type=int, default=None, help="samples per point (default 64)")
     p.add_argument("--seq-len", type=int, default=None, help="sample length (default: the model's)")
     p.add_argument("--judge", default=None,
-                   help="gen-PPL judge: AR checkpoint or HF causal LM (default: --ar-baseline)")
-    p.add_argument("--featurizer", default=None, help="MAUVE featurizer (default: the judge)")
+                   help="gen-PPL judge: smollm2-135m, an AR checkpoint or an HF causal LM (default: "
+                        "smollm2-135m when installed, else --ar-baseline as a recorded fallback)")
+    p.add_argument("--featurizer", default=None,
+                   help="MAUVE featurizer: all-minilm-l6-v2, 'judge' or a causal LM (default: "
+                        "all-minilm-l6-v2 when installed, else the judge)")
     p.add_argument("--reference", default=None,
                    help="'validation' (the first model's held-out data) or a .txt/.jsonl file")
     p.add_argument("--protocol", choices=["owt"], default=None,

@@ -32,10 +32,20 @@ def generative_perplexity(lm: CausalLM, texts: Sequence[str] | None,
                           token_ids: Sequence[Sequence[int]] | None = None,
                           tokenizer_spec: dict | None = None, batch_size: int = 8,
                           progress: bool = False) -> dict:
-    """``{"gen_ppl", "judge_nll" (nats/token), "judge_tokens"}`` of a sample set under ``lm``."""
+    """``{"gen_ppl", "judge_nll" (nats/token), "judge_tokens", "per_sample"}`` of a sample
+    set under ``lm``; ``per_sample = {"nll": [...], "tokens": [...]}`` holds each text's
+    summed judge NLL and scored-token count in input order, so that
+    gen PPL = exp(sum(nll) / sum(tokens)) and a paired bootstrap can resample texts."""
     ids = judge_token_ids(lm, texts, token_ids, tokenizer_spec)
-    total, count = lm.nll(ids, batch_size=batch_size, progress=progress)
+    nll, tokens = lm.nll_per_text(ids, batch_size=batch_size, progress=progress)
+    return from_per_sample(nll, tokens)
+
+
+def from_per_sample(nll: Sequence[float], tokens: Sequence[int]) -> dict:
+    """The corpus-level figures of per-text (summed NLL, token count) pairs."""
+    total, count = float(sum(nll)), int(sum(tokens))
     if count == 0:
         raise DSLMError("generative perplexity: no token could be scored (texts too short)")
-    nll = total / count
-    return {"gen_ppl": math.exp(nll), "judge_nll": nll, "judge_tokens": count}
+    mean = total / count
+    return {"gen_ppl": math.exp(mean), "judge_nll": mean, "judge_tokens": count,
+            "per_sample": {"nll": [float(v) for v in nll], "tokens": [int(v) for v in tokens]}}

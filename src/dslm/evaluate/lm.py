@@ -27,6 +27,8 @@ from tqdm.auto import tqdm
 
 from dslm.errors import CheckpointError, DSLMError
 
+EOS_TEXT = "<|endoftext|>"          # the document separator of GPT-2-style vocabularies
+
 GPT2_LARGE = "gpt2-large"
 
 
@@ -96,22 +98,37 @@ class CausalLM:
                 and tokenizer_identity(tokenizer_spec) == tokenizer_identity(self.tokenizer_spec))
 
     @torch.no_grad()
-    def nll(self, token_lists: Sequence[Sequence[int]], batch_size: int = 8,
-            progress: bool = False) -> tuple[float, int]:
-        """(sum of -log p over scored tokens, number of scored tokens) of a corpus."""
-        windows = [w for ids in token_lists for w in split_windows(ids, self.max_length)]
+    def nll_per_text(self, token_lists: Sequence[Sequence[int]], batch_size: int = 8,
+                     progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per text, in input order: (sum of -log p over its scored tokens [N] float64,
+        number of scored tokens [N] int64). A text's windows all count toward it."""
+        owner, windows = [], []
+        for n, ids in enumerate(token_lists):
+            for w in split_windows(ids, self.max_length):
+                owner.append(n)
+                windows.append(w)
         if not windows:
             raise DSLMError("generative perplexity: the texts hold no tokens")
-        total, count = 0.0, 0
+        nll = np.zeros(len(token_lists), dtype=np.float64)
+        count = np.zeros(len(token_lists), dtype=np.int64)
         for idx in tqdm(_length_sorted_batches(windows, batch_size), desc=f"gen PPL ({self.name})",
                         disable=not progress, leave=False):
             ids, mask = pad_batch([windows[i] for i in idx], self.pad_id)
             ids, mask = ids.to(self.device), mask.to(self.device)
             logp, scored = self._token_logprobs(ids, mask)
             scored = scored * scored_eos_mask(ids, self.eos_id)[:, ids.shape[1] - logp.shape[1]:]
-            total -= float((logp.double() * scored).sum())
-            count += int(scored.sum())
-        return total, count
+            row_nll = -(logp.double() * scored).sum(1).cpu().numpy()
+            row_count = scored.sum(1).cpu().numpy()
+            for row, i in enumerate(idx):
+                nll[owner[i]] += row_nll[row]
+                count[owner[i]] += int(row_count[row])
+        return nll, count
+
+    def nll(self, token_lists: Sequence[Sequence[int]], batch_size: int = 8,
+            progress: bool = False) -> tuple[float, int]:
+        """(sum of -log p over scored tokens, number of scored tokens) of a corpus."""
+        nll, count = self.nll_per_text(token_lists, batch_size, progress)
+        return float(nll.sum()), int(count.sum())
 
     @torch.no_grad()
     def features(self, token_lists: Sequence[Sequence[int]], batch_size: int = 8,
@@ -136,26 +153,35 @@ class HFCausalLM(CausalLM):
     """A ``transformers`` causal LM and its tokenizer (hub name or local folder)."""
 
     def __init__(self, name_or_path: str = GPT2_LARGE, device: str | torch.device = "cpu",
-                 max_length: int | None = None):
+                 max_length: int | None = None, gguf_file: str | None = None,
+                 score_first: bool = False, name: str | None = None):
+        """``gguf_file``: a GGUF file inside the folder ``name_or_path`` (dequantised to
+        float32 on load). ``score_first``: prepend the document separator so the first
+        token of every window is scored too (else windows score w_2..w_n)."""
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError:
             raise DSLMError("a Hugging Face judge needs 'transformers': pip install 'dslm[full]'") from None
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        weights = {"dtype": torch.float32} if gguf_file else {}     # dequantised to float32
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-            self.model = AutoModelForCausalLM.from_pretrained(name_or_path)
-        except (OSError, ValueError) as e:
+            self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)
+            self.model = AutoModelForCausalLM.from_pretrained(name_or_path, **extra, **weights)
+        except (OSError, ValueError, ImportError) as e:
             first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
             raise DSLMError(f"could not load the causal LM '{name_or_path}' from the hub or a local "
                             f"folder ({first[:160]}); offline, pass a dslm AR checkpoint") from None
         self.device = torch.device(device)
         self.model.to(self.device).eval()
-        self.name = str(name_or_path)
+        self.name = name or str(name_or_path)
         limit = getattr(self.model.config, "max_position_embeddings", None) or 1024
-        self.max_length = min(max_length or limit, limit)
-        self.eos_id = self.tokenizer.eos_token_id
+        self.max_length = min(max_length or limit, limit - int(score_first))
+        # the document separator: what a dslm tokenizer's EOS decodes to, when the judge has it
+        sep = self.tokenizer.convert_tokens_to_ids(EOS_TEXT) if EOS_TEXT in self.tokenizer.get_vocab() else None
+        self.eos_id = sep if sep is not None else self.tokenizer.eos_token_id
         self.pad_id = self.eos_id if self.eos_id is not None else 0
         self.empty_id = self.pad_id
+        self.context_id = self.pad_id if score_first else None
         self.tokenizer_spec = {"hf": self.name}
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -164,6 +190,9 @@ class HFCausalLM(CausalLM):
         return list(self.tokenizer(list(texts), add_special_tokens=False)["input_ids"])
 
     def _token_logprobs(self, ids, mask):
+        if self.context_id is not None:     # a separator first: every real token is scored
+            ids = torch.cat([torch.full_like(ids[:, :1], self.context_id), ids], dim=1)
+            mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
         return logp, mask[:, 1:]

@@ -14,6 +14,7 @@ import numpy as np
 from dslm.errors import DSLMError
 from dslm.evaluate.entropy import mean_unigram_entropy, repetition_stats
 from dslm.evaluate.genppl import generative_perplexity, judge_token_ids
+from dslm.evaluate.judges import identity
 from dslm.evaluate.lm import CausalLM
 from dslm.evaluate.mauve import SCALING_FACTOR, compute_mauve
 
@@ -24,7 +25,7 @@ class Evaluator:
     def __init__(self, judge: CausalLM | None, featurizer: CausalLM | None,
                  reference_texts: Sequence[str] | None, batch_size: int = 8,
                  num_buckets: int | str = "auto", scaling_factor: float = SCALING_FACTOR,
-                 mauve_seed: int = 25, progress: bool = False):
+                 mauve_seed: int = 25, progress: bool = False, cache=None):
         if featurizer is not None and not reference_texts:
             raise DSLMError("MAUVE needs reference texts (none were given)")
         self.judge = judge
@@ -36,6 +37,7 @@ class Evaluator:
         self.mauve_seed = mauve_seed
         self.progress = progress
         self._reference_features: np.ndarray | None = None
+        self.cache = cache              # a judge_cache.JudgeCache for the reference texts' work
 
     def settings(self) -> dict:
         """What the figures depend on besides the samples (stored next to results)."""
@@ -47,8 +49,12 @@ class Evaluator:
     def reference_features(self) -> np.ndarray:
         if self._reference_features is None:
             ids = self.featurizer.encode(self.reference_texts)
-            self._reference_features = self.featurizer.features(
-                ids, self.batch_size, self.progress)
+
+            def compute():
+                return self.featurizer.features(ids, self.batch_size, self.progress)
+
+            self._reference_features = (compute() if self.cache is None else self.cache.features(
+                identity(self.featurizer), ids, compute))
         return self._reference_features
 
     def mauve(self, texts: Sequence[str], token_ids=None, tokenizer_spec=None) -> dict:
@@ -59,7 +65,8 @@ class Evaluator:
         return {"mauve": res.mauve, "mauve_num_buckets": res.num_buckets}
 
     def evaluate(self, texts: Sequence[str], token_ids: Sequence[Sequence[int]] | None = None,
-                 tokenizer_spec: dict | None = None, with_mauve: bool = True) -> dict:
+                 tokenizer_spec: dict | None = None, with_mauve: bool = True,
+                 cached: bool = False) -> dict:
         """Every metric that the configured judge/featurizer allow, as a flat dict.
 
         Entropy and repetition read ``token_ids`` (the sampled ids); without them, the
@@ -72,8 +79,15 @@ class Evaluator:
         if self.featurizer is not None and with_mauve:
             out.update(self.mauve(texts, token_ids, tokenizer_spec))
         if self.judge is not None:
-            out.update(generative_perplexity(self.judge, texts, token_ids, tokenizer_spec,
-                                             self.batch_size, self.progress))
+            def compute():
+                return generative_perplexity(self.judge, texts, token_ids, tokenizer_spec,
+                                             self.batch_size, self.progress)
+
+            if cached and self.cache is not None:
+                ids = judge_token_ids(self.judge, texts, token_ids, tokenizer_spec)
+                out.update(self.cache.scores(identity(self.judge), ids, compute))
+            else:
+                out.update(compute())
         if token_ids is None:
             if self.judge is None:
                 raise DSLMError("entropy needs the samples' token ids or a judge to tokenise texts")
@@ -90,7 +104,7 @@ class Evaluator:
         ``second_draw`` of reference texts) MAUVE of held-out text vs held-out text."""
         spec = tokenizer.spec() if tokenizer is not None else None
         ids = [tokenizer.encode(t) for t in self.reference_texts] if tokenizer is not None else None
-        out = self.evaluate(self.reference_texts, ids, spec, with_mauve=False)
+        out = self.evaluate(self.reference_texts, ids, spec, with_mauve=False, cached=True)
         if self.featurizer is not None and second_draw:
             out.update(self.mauve(list(second_draw)))
         return out

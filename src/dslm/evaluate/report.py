@@ -50,7 +50,8 @@ def markdown_table(doc: dict) -> str:
         lines.append("| " + " | ".join(_row("reference data", "-", doc["reference"])) + " |")
     s = doc.get("settings", {})
     text = ["# Sweep results", "",
-            f"{s.get('num_samples', '?')} samples per point; judge `{s.get('judge')}`, "
+            f"{s.get('num_samples', '?')} samples per point; judge `{s.get('judge')}`"
+            + (f" (FALLBACK judge: {s['judge_fallback']})" if s.get("judge_fallback") else "") + ", "
             f"MAUVE features `{s.get('featurizer')}`, reference `{s.get('reference')}`; "
             "entropy in nats (per-sample unigram, averaged); T = the step budget, NFE = the "
             "network calls made (cache hits free, a final argmax call counted).", "", *lines]

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from dslm.errors import ConfigError, DSLMError
 from dslm.evaluate import distributed as dd
-from dslm.evaluate import lm, sweepcheck
+from dslm.evaluate import judges, lm, sweepcheck
 from dslm.io import atomic_write_json
 from dslm.provenance import environment
 from dslm.perf import sync
@@ -70,7 +70,7 @@ class SweepConfig:
             raise ConfigError(f"truncate_tokens must be >= 0, got {self.truncate_tokens}")
         if self.num_samples < 2:
             raise ConfigError(f"num_samples must be >= 2 (MAUVE), got {self.num_samples}")
-        if not (self.judge or self.ar_baseline):
+        if not (self.judge or self.ar_baseline or judges.available(judges.SMOLLM2)):
             raise ConfigError("a sweep needs a judge: pass --judge (an AR checkpoint or a "
                               "Hugging Face causal LM) or --ar-baseline")
         self.grid()
@@ -87,11 +87,13 @@ class SweepConfig:
 
     @property
     def judge_spec(self) -> str:
-        return self.judge or self.ar_baseline
+        """``judge``; empty: the pretrained judge if installed, else ``ar_baseline``."""
+        return judges.judge_choice(self.judge, self.ar_baseline)[0]
 
     @property
     def featurizer_spec(self) -> str:
-        return self.featurizer or self.judge_spec
+        """``featurizer``; empty: the pretrained encoder if installed, else the judge."""
+        return judges.featurizer_choice(self.featurizer, self.judge_spec)
 
 
 def point_key(model: str, sampler: str, steps: int, num_samples: int, seq_len: int,
@@ -174,7 +176,8 @@ class _Sweep:
                 "num_samples": c.num_samples, "seed": c.seed,
                 "identity": sweepcheck.settings_identity(c),
                 "text_decoding": {"clean_up_spaces": c.clean_up_spaces,
-                                  "truncate_tokens": c.truncate_tokens}}
+                                  "truncate_tokens": c.truncate_tokens},
+                "judge_fallback": judges.judge_choice(c.judge, c.ar_baseline)[1]}
 
     def _load_doc(self) -> dict:
         path = self.out / RESULTS
@@ -219,15 +222,20 @@ class _Sweep:
             from dslm.evaluate.metrics import Evaluator
 
             c = self.cfg
-            judge = lm.load_lm(c.judge_spec, self.device)
+            from dslm.evaluate.judge_cache import JudgeCache
+
+            judge = judges.load_named(c.judge_spec, self.device)
             feat = (judge if c.featurizer_spec == c.judge_spec
-                    else lm.load_lm(c.featurizer_spec, self.device))
+                    else judges.load_named(c.featurizer_spec, self.device))
             if c.truncate_tokens > 0:
                 from dslm.evaluate.textproc import TruncatedLM
 
                 judge, feat = TruncatedLM(judge, c.truncate_tokens), TruncatedLM(feat, c.truncate_tokens)
             self._evaluator = Evaluator(judge, feat, self.references()[0], c.eval_batch_size,
-                                        progress=self.progress)
+                                        progress=self.progress, cache=JudgeCache())
+            if self.ctx.is_main:
+                self.doc["judge_identity"] = judges.identity(judge)
+                self.doc["featurizer_identity"] = judges.identity(feat)
         return self._evaluator
 
     def score(self, texts, tokens, tokenizer) -> dict:

@@ -43,6 +43,12 @@ class TruncatedLM:
     def __getattr__(self, name):
         return getattr(self._lm, name)
 
+    @property
+    def identity(self) -> dict:
+        """The wrapped model's identity plus the cut (cached scores must not mix the two)."""
+        base = getattr(self._lm, "identity", None) or {"name": getattr(self._lm, "name", str(self._lm))}
+        return {**base, "truncate_tokens": self._n}
+
     def _cut(self, token_lists):
         return [list(ids)[:self._n] for ids in token_lists]
 

@@ -1,16 +1,26 @@
-"""``dsl-continuous``: follow the stochastic-localization SDE up a per-token SNR path.
+"""``dsl-continuous``: follow the stochastic-localization process up a per-token SNR path.
 
-The localization process ``y(s) = s e_x + W_s`` solves ``dy = xhat(y) ds + dW`` with the
-posterior mean ``xhat(y) = E[e_x | y] = softmax(f(y)) @ E``. From y = 0 (SNR 0, every
-free token [MASK]) the Euler-Maruyama scheme on a grid 0 = s_0 < s_1 < ... < s_{T-1}:
+Given the clean sequence x, the localization process ``y(s) = s e_x + W_s`` has
+independent Gaussian increments: ``y(s') - y(s) | x ~ N((s' - s) e_x, (s' - s) I)``.
+Without x, ``y`` solves ``dy = xhat(y) ds + dW`` with the posterior mean
+``xhat(y) = E[e_x | y] = softmax(f(y)) @ E``. From y = 0 (SNR 0, every free token
+[MASK]) on a grid 0 = s_0 < s_1 < ... < s_{T-1} = ``snr_end``, each step costs one
+network call (T - 1 calls) and moves y by ``ds = s_{k+1} - s_k``:
 
-    y <- y + xhat(y) (s_{k+1} - s_k) + sqrt(s_{k+1} - s_k) xi,      xi ~ N(0, I_d)
+* ``drift="sample"`` (ancestral, the default): draw x~_i ~ p(x_i | y) per position and
+  step  y <- y + e(x~) ds + sqrt(ds) xi.  For one position (or any source whose tokens
+  are independent) this is the exact transition of y for ANY step size; otherwise the
+  only approximation is the factorised posterior, as in MDLM's ancestral step.
+* ``drift="mean"`` (Euler-Maruyama): y <- y + xhat(y) ds + sqrt(ds) xi. Exact only as
+  ds -> 0. With few, large steps, xhat taken at low SNR is a blurred average of
+  embeddings (pointing toward frequent tokens), and ds times that average pins y near
+  it: the sampler collapses to a few frequent tokens (docs/SAMPLERS.md measures this).
 
-uses one network call per step (T - 1 calls); the T-th call decodes at the final SNR
-s_{T-1} (``snr_final``, default the model's snr_max): argmax of f(y), or a draw from
-softmax(f(y) / tau) with top-p. Given tokens sit at the clean point snr_max e_x
-throughout. Grids (``s_1..s_{T-1}``): ``log`` (geometric from ``snr_min``, low-SNR
-heavy), ``quadratic`` (s_final (k / (T-1))^2) or ``linear``.
+The T-th call reads f(y) at ``snr_end`` (0 = the model's snr_max) and decodes: a draw
+from softmax(f(y) / tau) with top-p (the default), argmax, or ``evidence`` (argmax_v <y, e_v>, which
+does not trust the network to copy a visible token). Given tokens sit at the clean point
+snr_max e_x throughout. Grids (``s_1..s_{T-1}``): ``log`` (geometric from ``snr_min``,
+low-SNR heavy), ``quadratic`` (snr_end (k / (T-1))^2) or ``linear``.
 """
 
 from __future__ import annotations
@@ -21,22 +31,24 @@ import torch
 
 from dslm.config import choices
 from dslm.errors import SamplingError
-from dslm.sampling.common import Network, Run, TokenOptions, draw_tokens, model_device
+from dslm.sampling.common import (Network, Run, TokenOptions, categorical, draw_tokens,
+                                  model_device)
 
 
 @dataclass
 class ContinuousOptions(TokenOptions):
     grid: str = choices("log", "quadratic", "linear", default="log")
     snr_min: float = 0.01        # first nonzero SNR of the log grid
-    snr_final: float = 0.0       # SNR of the decoding call; 0 = the model's snr_max
-    decode: str = choices("argmax", "sample", default="argmax")
+    snr_end: float = 0.0         # last SNR of the grid (the decoding call); 0 = the model's snr_max
+    drift: str = choices("sample", "mean", default="sample")   # ancestral step or Euler-Maruyama
+    decode: str = choices("sample", "argmax", "evidence", default="sample")
 
     def validate(self) -> None:
         super().validate()
         if not self.snr_min > 0:
             raise SamplingError(f"option 'snr_min' must be > 0, got {self.snr_min}")
-        if self.snr_final < 0:
-            raise SamplingError(f"option 'snr_final' must be >= 0, got {self.snr_final}")
+        if self.snr_end < 0:
+            raise SamplingError(f"option 'snr_end' must be >= 0, got {self.snr_end}")
 
 
 def snr_grid(points: int, snr_final: float, grid: str, snr_min: float) -> torch.Tensor:
@@ -70,26 +82,42 @@ class Localizer:
     def logits(self) -> torch.Tensor:
         return self.net(self.y).float()
 
-    def euler(self, logits: torch.Tensor, ds: float) -> None:
-        """y <- y + xhat ds + sqrt(ds) xi on the free positions."""
-        xhat = torch.softmax(logits, dim=-1) @ self.embeddings
+    def step(self, logits: torch.Tensor, ds: float, drift: str = "sample") -> None:
+        """y <- y + m ds + sqrt(ds) xi on the free positions, m = e(x~), x~ ~ p(x | y)
+        (``drift="sample"``) or m = xhat(y) = E[e_x | y] (``drift="mean"``)."""
+        probs = torch.softmax(logits.float(), dim=-1)
+        if drift == "mean":
+            move = probs @ self.embeddings
+        else:
+            ids = categorical(probs.reshape(-1, probs.shape[-1]), self.generator)
+            move = self.embeddings[ids].reshape(self.y.shape)
         step = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
-        step.mul_(ds ** 0.5).add_(xhat, alpha=ds)
+        step.mul_(ds ** 0.5).add_(move, alpha=ds)
         self.y.add_(step.masked_fill_(self.fixed, 0.0))
 
-    def run_path(self, snrs: torch.Tensor, tick) -> torch.Tensor:
-        """Euler steps along ``snrs``; returns the logits of the call at the last SNR."""
+    def euler(self, logits: torch.Tensor, ds: float) -> None:
+        """The Euler-Maruyama step (``drift="mean"``)."""
+        self.step(logits, ds, "mean")
+
+    def run_path(self, snrs: torch.Tensor, tick, drift: str = "sample") -> torch.Tensor:
+        """Steps along ``snrs``; returns the logits of the call at the last SNR."""
         logits = self.logits()
         for k in range(len(snrs) - 1):
-            self.euler(logits, float(snrs[k + 1] - snrs[k]))
+            self.step(logits, float(snrs[k + 1] - snrs[k]), drift)
             tick()
             logits = self.logits()
         return logits
 
 
-def decode(logits: torch.Tensor, run: Run, opts: ContinuousOptions, how: str) -> torch.Tensor:
+def decode(logits: torch.Tensor, run: Run, opts: ContinuousOptions, how: str,
+           y: torch.Tensor | None = None, embeddings: torch.Tensor | None = None) -> torch.Tensor:
+    """Tokens from the last call: ``argmax`` of f(y), a ``sample`` of softmax(f(y) / tau)
+    with top-p, or ``evidence``: argmax_v <y, e_v>, the channel's maximum-likelihood
+    token (no network involved; the posterior's argmax as the SNR grows)."""
     c = run.constraints
-    if how == "argmax":
+    if how == "evidence":
+        tokens = (y @ embeddings.t()).argmax(dim=-1)
+    elif how == "argmax":
         tokens = logits.argmax(dim=-1)
     else:
         tokens = torch.zeros(logits.shape[:-1], dtype=torch.long, device=logits.device)
@@ -100,8 +128,9 @@ def decode(logits: torch.Tensor, run: Run, opts: ContinuousOptions, how: str) ->
 
 def sample_continuous(model, opts: ContinuousOptions, run: Run):
     run.net = Network(model, model_device(model))
-    final = opts.snr_final or float(model.snr_max)
-    snrs = snr_grid(run.steps, final, opts.grid, opts.snr_min)
-    logits = Localizer(model, run.net, run).run_path(snrs, run.tick)
+    end = opts.snr_end or float(model.snr_max)
+    snrs = snr_grid(run.steps, end, opts.grid, opts.snr_min)
+    loc = Localizer(model, run.net, run)
+    logits = loc.run_path(snrs, run.tick, opts.drift)
     run.tick()
-    return decode(logits, run, opts, opts.decode), run.stats(snr_final=final)
+    return decode(logits, run, opts, opts.decode, loc.y, loc.embeddings), run.stats(snr_end=end)

@@ -1,7 +1,8 @@
 """``hybrid``: a continuous localization phase, then discrete reveal/remask steps.
 
 With T calls in total, T_c = round(continuous_fraction * T) (kept in [1, T - 1]) go to
-the SDE of ``continuous`` on a grid from SNR 0 to ``snr_switch``; the last of them
+the SDE of ``continuous`` (``drift`` sample or mean) on a grid from SNR 0 to
+``snr_switch``; the last of them
 reads p(x_i | y). Each free position whose most likely token has probability
 ``>= commit_threshold`` is committed to that token (y_i = snr_max e_x); the rest are
 masked (y_i = 0). The remaining T_d = T - T_c calls are masked-diffusion steps on the
@@ -30,6 +31,7 @@ class HybridOptions(TokenOptions):
     snr_switch: float = 5.0             # SNR where the continuous phase ends
     grid: str = choices("log", "quadratic", "linear", default="log")
     snr_min: float = 0.01
+    drift: str = choices("sample", "mean", default="sample")   # the SDE step (see continuous)
     commit_threshold: float = 0.9       # commit a token when p(most likely) >= this
     eta: float = 0.0                    # ReMDM-cap remasking rate of the discrete phase
     carry_over: bool = True
@@ -61,7 +63,7 @@ def sample_hybrid(model, opts: HybridOptions, run: Run):
     run.net = Network(model, model_device(model))
     c = run.constraints
     logits = Localizer(model, run.net, run).run_path(
-        snr_grid(t_c, opts.snr_switch, opts.grid, opts.snr_min), run.tick)
+        snr_grid(t_c, opts.snr_switch, opts.grid, opts.snr_min), run.tick, opts.drift)
     run.tick()
     confidence, best = torch.softmax(logits, dim=-1).max(dim=-1)
     free = ~c.fixed

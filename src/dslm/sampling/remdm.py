@@ -11,8 +11,10 @@ With ``sigma_max = min(1, (1 - alpha_s) / alpha_t)`` (1 when alpha_t = 0):
   at constant alpha = alpha_on for t_off < t <= t_on (remask with prob eta, reveal with
   prob alpha_on eta / (1 - alpha_on)), then MDLM steps alpha_on -> 1 for t <= t_off.
   ``dsl-remdm-loop`` runs the same schedule on the DSL denoiser (masked -> y = 0,
-  revealed -> snr_max e_x), optionally re-noising a remasked token to a finite SNR and
-  with carry-over of revealed tokens as a flag.
+  revealed -> snr_max e_x), optionally re-noising a remasked token to a finite SNR
+  (``renoise_snr``), with carry-over of revealed tokens as a flag, and optionally a
+  remasking rate set per T from an expected number of remasks per token
+  (``remask_budget``, see ``loop_eta``).
 
 Defaults are ReMDM's OpenWebText values (nucleus 0.9; cap eta 0.04, rescale 0.015,
 loop eta 0.02, t_on 0.55, t_off 0.05, alpha_on 0.9).
@@ -147,11 +149,27 @@ class LoopOptions(CapOptions):
 class DSLLoopOptions(LoopOptions):
     carry_over: bool = True      # revealed tokens kept as SUBS does (False: redrawn each step)
     renoise_snr: float = 0.0     # remask to y = s_r e_x + sqrt(s_r) eps instead of y = 0
+    remask_budget: float = 0.0   # > 0: eta = min(budget / loop steps, (1 - alpha_on) / alpha_on)
 
     def validate(self) -> None:
         super().validate()
         if self.renoise_snr < 0:
             raise SamplingError(f"option 'renoise_snr' must be >= 0, got {self.renoise_snr}")
+        if self.remask_budget < 0:
+            raise SamplingError(f"option 'remask_budget' must be >= 0, got {self.remask_budget}")
+
+
+def loop_eta(opts, plan: list[Step]) -> float:
+    """The loop's remasking rate: ``eta``, or, given ``remask_budget`` = B > 0, the rate
+    at which a revealed token is remasked B times in expectation over the n loop steps,
+    eta = B / n, capped at (1 - alpha_on) / alpha_on (the largest rate the loop's
+    constant alpha allows). With a fixed eta the expected count eta * n shrinks with T
+    (0.02 * 512 = 10 at T = 1024, 0.16 at T = 16)."""
+    budget = getattr(opts, "remask_budget", 0.0)
+    if budget <= 0:
+        return opts.eta
+    loops = sum(step.loop for step in plan)
+    return min(budget / max(loops, 1), (1 - opts.alpha_on) / opts.alpha_on)
 
 
 def sample_cap(model, opts: CapOptions, run: Run):
@@ -169,6 +187,6 @@ def sample_conf(model, opts: ConfOptions, run: Run):
 def sample_loop(model, opts: LoopOptions, run: Run):
     """``remdm-loop`` (MDLM) and ``dsl-remdm-loop`` (DSL, with carry-over and re-noising)."""
     plan = loop_plan(run.steps, opts.t_on, opts.t_off, opts.alpha_on)
-    return run_masked(model, opts, run, plan, LoopRemasking(opts.eta),
+    return run_masked(model, opts, run, plan, LoopRemasking(loop_eta(opts, plan)),
                       renoise_snr=getattr(opts, "renoise_snr", 0.0),
                       carry_over=getattr(opts, "carry_over", True))
