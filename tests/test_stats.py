@@ -88,9 +88,9 @@ def test_verdict_table_and_generated_reading(tmp_path):
     rng = np.random.default_rng(4)
     rates = {("DSL", "dsl-mdlm"): 5.0, ("MDLM", "mdlm"): 5.3,
              ("DSL", "dsl-remdm-loop"): 5.5, ("MDLM", "remdm-loop"): 5.0}
-    sweeps = [compare.SeedSweep(s, _doc(rng, 90, rates)) for s in (0, 1, 2)]
-    rows = compare.compare(sweeps, "DSL", "MDLM",
-                           [("dsl-mdlm", "mdlm"), ("dsl-remdm-loop", "remdm-loop")], [8], n_boot=500)
+    sweeps = [compare.SeedSweep(s, _doc(rng, 90, rates), "DSL", "MDLM") for s in (0, 1, 2)]
+    rows = compare.compare(sweeps, [("dsl-mdlm", "mdlm"), ("dsl-remdm-loop", "remdm-loop")], [8],
+                           n_boot=500)
     assert [r.verdict for r in rows] == ["better", "worse"]
     assert rows[0].num_pairs == 270 and len(rows[0].per_seed_ratio) == 3
     text = compare.reading_markdown(rows, judge="test-judge")
@@ -107,6 +107,6 @@ def test_compare_fails_clearly_without_per_sample():
     doc = {"points": {"k": {"model": "DSL", "sampler": "dsl-mdlm", "steps": 8},
                       "j": {"model": "MDLM", "sampler": "mdlm", "steps": 8}}}
     with pytest.raises(stats.MissingPerSampleError, match="DSL dsl-mdlm T=8"):
-        compare.compare([compare.SeedSweep(0, doc)], "DSL", "MDLM", [("dsl-mdlm", "mdlm")], [8])
+        compare.compare([compare.SeedSweep(0, doc, "DSL", "MDLM")], [("dsl-mdlm", "mdlm")], [8])
     with pytest.raises(DSLMError, match="no point"):
-        compare.compare([compare.SeedSweep(0, doc)], "DSL", "MDLM", [("dsl-mdlm", "mdlm")], [16])
+        compare.compare([compare.SeedSweep(0, doc, "DSL", "MDLM")], [("dsl-mdlm", "mdlm")], [16])

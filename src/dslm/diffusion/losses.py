@@ -9,7 +9,11 @@ Each loss is a function ``(model, x0 [B, L], generator, ...) -> LossOutput`` who
   choice). ``mix_lambda > 0`` adds a ROAR-only term on a second draw.
 * MDLM (§1.5): t ~ stratified U[eps, 1], each token masked with prob (1 - eps) t,
       L = E_t [ (1 / t) * sum_{i masked} -log p_theta(x_i | x_t) ] / L
-  (token mean over all positions, SUBS makes unmasked terms zero).
+  (token mean over all positions, SUBS makes unmasked terms zero). ``weighting="flat"``
+  trains on the plain mean CE of the masked tokens instead, sum_{b,i masked} CE / #masked:
+  every masked token counts once, so heavily masked sequences weigh more than in the
+  NELBO and the rare, lightly masked ones (weight 1/t up to 1/eps) no longer dominate a
+  small batch's gradient (docs/RECIPE.md).
 * AR: mean of -log p(x_i | x_<i).
 """
 
@@ -59,8 +63,9 @@ def _dsl_term(model, x0, snr, generator, loss_on_revealed) -> LossOutput:
 
 def mdlm_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None,
               schedule: LogLinearSchedule | None = None,
-              sampling_eps: float = 1e-3) -> LossOutput:
-    """MDLM continuous-time NELBO with the log-linear schedule and SUBS."""
+              sampling_eps: float = 1e-3, weighting: str = "nelbo") -> LossOutput:
+    """MDLM continuous-time NELBO with the log-linear schedule and SUBS (``weighting="flat"``:
+    the masked-token mean CE)."""
     schedule = schedule or LogLinearSchedule()
     b = x0.shape[0]
     t = LogLinearSchedule.sample_t(b, generator, x0.device, sampling_eps)
@@ -73,7 +78,7 @@ def mdlm_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None,
     nll = nll * masked.float()
     weighted = nll * schedule.loss_weight(t)[:, None]
     terms = masked.float().sum()
-    loss = weighted.mean()
+    loss = nll.sum() / terms.clamp_min(1.0) if weighting == "flat" else weighted.mean()
     return LossOutput(loss, (nll.sum() / terms.clamp_min(1.0)).detach(), terms.detach())
 
 

@@ -27,18 +27,22 @@ from dslm.evaluate.entropy import unigram_entropy
 
 @dataclass
 class SeedSweep:
-    """One continuation seed's sweep: its results document and its folder (samples/)."""
+    """One continuation seed: the sweep document holding its two models (labels
+    ``dsl_model`` and ``control_model``) and the sweep folder (for ``samples/``)."""
 
     seed: int
     doc: dict
+    dsl_model: str
+    control_model: str
     folder: Path | None = None
 
-    @classmethod
-    def load(cls, seed: int, folder: str | Path) -> "SeedSweep":
-        path = Path(folder) / "sweep.json"
-        if not path.is_file():
-            raise DSLMError(f"no sweep results at {path}")
-        return cls(seed, json.loads(path.read_text(encoding="utf-8")), Path(folder))
+
+def load_sweep(folder: str | Path) -> dict:
+    """The ``sweep.json`` document of a sweep folder."""
+    path = Path(folder) / "sweep.json"
+    if not path.is_file():
+        raise DSLMError(f"no sweep results at {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @dataclass
@@ -91,8 +95,8 @@ def _sample_entropies(sweep: SeedSweep, point: dict) -> np.ndarray | None:
     return np.asarray([unigram_entropy(r["tokens"]) for r in rows], dtype=np.float64)
 
 
-def compare(sweeps: list[SeedSweep], dsl_model: str, control_model: str,
-            pairs: list[tuple[str, str]], steps: list[int], n_boot: int = stats.N_BOOT,
+def compare(sweeps: list[SeedSweep], pairs: list[tuple[str, str]], steps: list[int],
+            n_boot: int = stats.N_BOOT,
             seed: int = 0) -> list[Comparison]:
     """The verdict table: one :class:`Comparison` per (DSL sampler, control sampler) and T."""
     if not sweeps:
@@ -102,10 +106,10 @@ def compare(sweeps: list[SeedSweep], dsl_model: str, control_model: str,
         for t in steps:
             a_parts, b_parts, strata, ea_parts, eb_parts, per_seed = [], [], [], [], [], []
             for sw in sweeps:
-                pa = find_point(sw.doc, dsl_model, dsl_sampler, t)
-                pb = find_point(sw.doc, control_model, ctl_sampler, t)
-                a = stats.per_sample_scores(pa, f"{dsl_model} {dsl_sampler} T={t} (seed {sw.seed})")
-                b = stats.per_sample_scores(pb, f"{control_model} {ctl_sampler} T={t} (seed {sw.seed})")
+                pa = find_point(sw.doc, sw.dsl_model, dsl_sampler, t)
+                pb = find_point(sw.doc, sw.control_model, ctl_sampler, t)
+                a = stats.per_sample_scores(pa, f"{sw.dsl_model} {dsl_sampler} T={t}")
+                b = stats.per_sample_scores(pb, f"{sw.control_model} {ctl_sampler} T={t}")
                 if len(a) != len(b):
                     raise DSLMError(f"seed {sw.seed}, T={t}: {dsl_sampler} has {len(a)} samples, "
                                     f"{ctl_sampler} {len(b)}; paired sets must match")

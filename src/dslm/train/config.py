@@ -80,6 +80,8 @@ class TrainConfig:
     # DSL objective (model.kind = dsl)
     loss_on_revealed: bool = False    # also score revealed positions (the reference code)
     mix_lambda: float = 0.0           # weight of an extra ROAR-only term
+    # MDLM objective (model.kind = mdlm): nelbo (1/t-weighted) or flat (masked-token mean CE)
+    mdlm_weighting: str = choices("nelbo", "flat", default="nelbo")
     # Logging and checkpoints (in optimizer steps; 0 = only at the end)
     log_every: int = 10
     eval_every: int = 200
