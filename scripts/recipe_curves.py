@@ -41,35 +41,24 @@ def _init_model(cfg, data, how: str):
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model.resolved(int(data.tokenizer.vocab_size)))
+    if how == "qkv-bias":            # a content-free key/query part: attention can find
+        for block in model.backbone.blocks:      # neighbours by position before embeddings align
+            old = block.attn_qkv
+            block.attn_qkv = nn.Linear(old.in_features, old.out_features, bias=True)
+            with torch.no_grad():
+                block.attn_qkv.weight.copy_(old.weight)
+                block.attn_qkv.bias.zero_()
+        return model
+    if how == "shared-embed":        # every token embedding shares one random direction
+        emb = model.backbone.vocab_embed.embedding
+        with torch.no_grad():
+            emb += emb.std() * torch.randn(emb.shape[1])
+        return model
     for block in model.backbone.blocks:
         nn.init.normal_(block.adaLN_modulation.weight, std=0.02)
     if how == "nonzero-all":
         nn.init.normal_(model.backbone.output_layer.linear.weight, std=0.02)
     return model
-
-
-def _flat_training_weight(how: str) -> None:
-    """Train on the masked-token mean CE (validation, under no_grad, keeps the NELBO)."""
-    import torch
-
-    import dslm.train.objectives as objectives
-    from dslm.diffusion.losses import LossOutput, mdlm_loss
-    from dslm.diffusion.schedules import LogLinearSchedule
-
-    def loss(model, x0, generator=None):
-        if not torch.is_grad_enabled():
-            return mdlm_loss(model, x0, generator)
-        schedule = LogLinearSchedule()
-        t = LogLinearSchedule.sample_t(x0.shape[0], generator, x0.device)
-        masked = torch.rand(x0.shape, generator=generator, device=x0.device) < schedule.move_chance(t)[:, None]
-        xt = torch.where(masked, torch.full_like(x0, model.mask_id), x0)
-        nll = -model(xt, schedule.sigma(t)).gather(-1, x0.unsqueeze(-1)).squeeze(-1) * masked.float()
-        terms = masked.float().sum().clamp_min(1.0)
-        if how == "sequence":
-            per_seq = nll.sum(-1) / masked.float().sum(-1).clamp_min(1.0)
-            return LossOutput(per_seq.mean(), (nll.sum() / terms).detach(), terms.detach())
-        return LossOutput(nll.sum() / terms, (nll.sum() / terms).detach(), terms.detach())
-    objectives.mdlm_loss = loss
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,12 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--out", default="runs/recipe")
     parser.add_argument("--tag", default="")
-    parser.add_argument("--init", default="", choices=["", "nonzero-gates", "nonzero-all"],
+    parser.add_argument("--init", default="", choices=["", "nonzero-gates", "nonzero-all", "qkv-bias", "shared-embed"],
                         help="experiment: replace adaLN-zero (gates, and the output layer with "
                              "nonzero-all) by a small random init")
-    parser.add_argument("--weight", default="nelbo", choices=["nelbo", "flat", "sequence"],
-                        help="experiment: training weight of the masked-token CE (validation "
-                             "always reports the NELBO); flat = mean CE over masked tokens")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
 
@@ -97,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_run_config(args.config, overrides, out_dir=args.out)
     data = prepare_data(cfg.data, progress=False)
     h1 = unigram_entropy(data.train, data.tokenizer.vocab_size)
-    if args.weight != "nelbo":
-        _flat_training_weight(args.weight)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
     train(cfg, progress=False, init_model=_init_model(cfg, data, args.init) if args.init else None)
