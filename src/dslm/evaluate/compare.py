@@ -172,10 +172,10 @@ def reading_markdown(rows: list[Comparison], judge: str, title: str = "",
             return [f"{where}: no comparison points."]
         seeds = ", ".join(str(s) for s in rows[0].seeds)
         n = rows[0].num_pairs
-        text = [f"{where}: gen PPL under {judge}, {n} paired samples per point (continuation "
-                f"seed{'s' if len(rows[0].seeds) > 1 else ''} {seeds} pooled, a paired bootstrap "
-                f"stratified by seed), DSL fine-tune vs the MDLM control with the same number "
-                f"of updates."]
+        pooled = (f"continuation seeds {seeds} pooled, a paired bootstrap stratified by seed"
+                  if len(rows[0].seeds) > 1 else f"one continuation seed ({seeds}), a paired bootstrap")
+        text = [f"{where}: gen PPL under {judge}, {n} paired samples per point ({pooled}), "
+                "DSL fine-tune vs the MDLM control with the same number of updates."]
         pairs = list(dict.fromkeys((r.dsl_sampler, r.control_sampler) for r in rows))
         for a, b in pairs:
             sub = [r for r in rows if (r.dsl_sampler, r.control_sampler) == (a, b)]
