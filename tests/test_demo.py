@@ -93,6 +93,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys, per_sample_scores):
     reading = (out / "reading.md").read_text()
     assert f"dsl-remdm-loop vs remdm-loop: {main_rows[0]['verdict']} at T = 4" in reading
     assert "Second base MDLM (seed 1)" in reading and reading in printed
+    assert json.loads((out / "compare" / "sweep.json").read_text())["ar_baseline"] is None
     # a second call finds every stage done and recomputes nothing
     before = (out / "sweep" / "sweep.json").read_text()
     assert main(argv) == 0

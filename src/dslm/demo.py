@@ -193,13 +193,14 @@ def _labels(cfg: DemoConfig) -> tuple[str, str]:
     return (f"DSL ({cfg.mdlm_steps} MDLM + {cfg.extra_steps} DSL steps)", f"MDLM ({total} steps)")
 
 
-def _sweep_config(cfg: DemoConfig, out: Path, models, samplers, steps, extra_points, num_samples):
+def _sweep_config(cfg: DemoConfig, out: Path, models, samplers, steps, extra_points, num_samples,
+                  ar_baseline: bool = True):
     from dslm.evaluate.sweep import SweepConfig
 
     return SweepConfig(
         models=models, samplers=list(samplers), steps=list(steps), extra_points=list(extra_points),
-        out=str(out), num_samples=num_samples, seed=cfg.seed,
-        judge=str(Path(cfg.out) / "ar"), ar_baseline=str(Path(cfg.out) / "ar"),
+        out=str(out), num_samples=num_samples, seed=cfg.seed, judge=str(Path(cfg.out) / "ar"),
+        ar_baseline=str(Path(cfg.out) / "ar") if ar_baseline else "",
         device="" if cfg.device == "auto" else cfg.device)
 
 
@@ -228,7 +229,7 @@ def _compare(cfg: DemoConfig, out: Path, progress: bool) -> list:
     samplers = list(dict.fromkeys(s for pair in cfg.pairs() for s in pair))
     folder = out / "compare"
     doc = run_sweep(_sweep_config(cfg, folder, models, samplers, cfg.compare_steps, [],
-                                  cfg.compare_samples), progress=progress)
+                                  cfg.compare_samples, ar_baseline=False), progress=progress)
     tables = {}
     for j in range(cfg.base_seeds):
         sweeps = [compare.SeedSweep(seed, doc, d, c, folder) for b, seed, d, c in seed_sweeps if b == j]
