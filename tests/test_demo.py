@@ -33,7 +33,26 @@ train:
 """
 
 
-def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
+@pytest.fixture
+def per_sample_scores(monkeypatch):
+    """Make sure every scored set carries per-sample judge scores (the sweep's contract)."""
+    from dslm.evaluate.genppl import judge_token_ids
+    from dslm.evaluate.metrics import Evaluator
+
+    original = Evaluator.evaluate
+
+    def evaluate(self, texts, token_ids=None, tokenizer_spec=None, with_mauve=True):
+        out = original(self, texts, token_ids, tokenizer_spec, with_mauve)
+        if "per_sample" not in out and self.judge is not None:
+            ids = judge_token_ids(self.judge, list(texts), token_ids, tokenizer_spec)
+            scores = [self.judge.nll([one]) for one in ids]
+            out["per_sample"] = {"nll": [s[0] for s in scores], "tokens": [s[1] for s in scores]}
+        return out
+
+    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
+
+
+def test_demo_runs_every_stage_and_resumes(tmp_path, capsys, per_sample_scores):
     configs = tmp_path / "configs"
     configs.mkdir()
     for kind in ("mdlm", "dsl", "ar"):
@@ -41,7 +60,8 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--configs", str(configs), "mdlm_steps=4", "extra_steps=3",
             "ar_steps=3", "num_samples=8", "steps=[2,4]", "samplers=[mdlm,dsl-remdm-loop,roar-ar]",
-            "extra_points=[hybrid:4]"]
+            "extra_points=[hybrid:4]", "seeds=2", "base_seeds=2",
+            "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[4]", "compare_samples=6"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| model | sampler | T | NFE | MAUVE |" in printed
@@ -54,11 +74,26 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert doc["ar_baseline"]["mauve"] is not None
     assert (out / "sweep" / "sweep.png").stat().st_size > 1000
     # fair comparison: both continuations ran the same number of steps from the same MDLM
-    for run in ("dsl", "mdlm-control"):
+    for run in ("dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1", "mdlm-control-b1"):
         steps = [json.loads(line).get("step") for line in (out / run / "metrics.jsonl").read_text().splitlines()]
         assert max(s for s in steps if s is not None) == 3
-    stages = json.loads((out / "demo.json").read_text())["stages"]
-    assert set(stages) == {"mdlm", "dsl", "mdlm-control", "ar", "sweep"}
+    timing = json.loads((out / "demo.json").read_text())
+    assert set(timing["stages"]) == set(timing["cpu_stages"]) == {
+        "mdlm", "mdlm-b1", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
+        "mdlm-control-b1", "ar", "sweep", "compare"}
+    # seeds: the continuations differ, the second base MDLM differs from the first
+    run_seed = {r: json.loads((out / r / "checkpoint" / "config.json").read_text())
+                ["metadata"]["run_config"]["train"]["seed"] for r in ("mdlm", "mdlm-b1", "dsl-s1", "dsl-b1")}
+    assert run_seed == {"mdlm": 0, "mdlm-b1": 1, "dsl-s1": 1, "dsl-b1": 1}
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    main_rows = verdicts["tables"]["base seed 0"]
+    assert len(main_rows) == 1 and main_rows[0]["num_pairs"] == 12 and main_rows[0]["seeds"] == [0, 1]
+    assert main_rows[0]["verdict"] in ("better", "tie", "worse")
+    assert verdicts["tables"]["base seed 1"][0]["num_pairs"] == 6
+    reading = (out / "reading.md").read_text()
+    assert f"dsl-remdm-loop vs remdm-loop: {main_rows[0]['verdict']} at T = 4" in reading
+    assert "Second base MDLM (seed 1)" in reading and reading in printed
+    assert json.loads((out / "compare" / "sweep.json").read_text())["ar_baseline"] is None
     # a second call finds every stage done and recomputes nothing
     before = (out / "sweep" / "sweep.json").read_text()
     assert main(argv) == 0

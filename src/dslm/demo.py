@@ -1,25 +1,37 @@
-"""The main job on the embedded default: a fair DSL-vs-MDLM comparison on a CPU.
+"""The main job: a fair DSL-vs-MDLM comparison on a CPU, with seeds and intervals.
 
 Stages (each resumable: a finished stage is not redone, an interrupted one resumes):
 
-1. ``mdlm``          train a tiny MDLM from scratch for ``mdlm_steps``;
+1. ``mdlm``          train a tiny MDLM from scratch for ``mdlm_steps`` (base seed ``seed``);
 2. ``dsl``           fine-tune it into DSL (``dsl_from_mdlm``) for ``extra_steps``;
 3. ``mdlm-control``  continue the same MDLM for the same ``extra_steps`` (so both
                      models have seen exactly the same number of updates);
-4. ``ar``            train the tiny causal LM: the judge (gen PPL), the MAUVE
-                     featurizer and the AR baseline line;
-5. ``sweep``         sample both models at a sweep of step budgets with every sampler
-                     that fits them and score MAUVE / gen PPL / entropy against
-                     held-out text: ``sweep.json``, ``sweep.md``, ``sweep.png``.
+   ``dsl-s<k>``, ``mdlm-control-s<k>``: the same two continuations with seeds
+   ``seed + k``, k = 1 .. ``seeds - 1`` (same base MDLM);
+   ``mdlm-b<j>``, ``dsl-b<j>``, ``mdlm-control-b<j>``: base seeds ``seed + j``,
+   j = 1 .. ``base_seeds - 1``, each with one continuation seed;
+4. ``ar``            train the tiny causal LM: the AR baseline line (and the fallback judge);
+5. ``sweep``         sample the seed-``seed`` models at every step budget with every
+                     sampler that fits them and score MAUVE / gen PPL / entropy against
+                     held-out text: ``sweep/{sweep.json,sweep.md,sweep.png}``;
+6. ``compare``       sample every continuation pair with the matched samplers of
+                     ``compare`` at ``compare_steps`` (``compare_samples`` per seed), then a
+                     paired bootstrap (:mod:`dslm.evaluate.compare`): ``verdicts.{json,md}``
+                     and ``reading.md``, the plain-language reading generated from them.
 
-Stage wall times go to ``<out>/demo.json``. The run configs are the repository's
-``configs/tiny-{mdlm,dsl,ar}.yaml`` with the demo's step counts.
+``corpus`` (``dslm demo --corpus FILE``) trains everything on a .txt / .jsonl file
+instead of the configs' corpus; its tokenizer is trained once and cached under
+``data.cache_dir``, keyed by the file's content hash. Stage wall and CPU times go to
+``<out>/demo.json``. The run configs are the repository's ``configs/tiny-{mdlm,dsl,ar}.yaml``
+with the demo's step counts; docs/RECIPE.md explains the MDLM recipe.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,23 +45,39 @@ from dslm.io import atomic_write_json
 class DemoConfig:
     out: str = "results/demo"
     configs: str = ""                   # folder with tiny-{mdlm,dsl,ar}.yaml; "" = the repo's
-    mdlm_steps: int = 1000              # constant lr: the tiny MDLM leaves its unigram plateau late
-    extra_steps: int = 300              # DSL fine-tuning = MDLM control continuation
-    ar_steps: int = 400
+    corpus: str = ""                    # .txt / .jsonl corpus for every stage; "" = the configs'
+    mdlm_steps: int = 400               # per base seed; the recipe leaves the plateau (docs/RECIPE.md)
+    extra_steps: int = 100              # DSL fine-tuning = MDLM control continuation, per seed
+    ar_steps: int = 300
     samplers: list[str] = field(default_factory=lambda: [
         "mdlm", "remdm-loop", "dsl-mdlm", "dsl-remdm-loop", "roar-ar", "dsl-continuous"])
     steps: list[int] = field(default_factory=lambda: [8, 16, 32])
     extra_points: list[str] = field(default_factory=lambda: ["hybrid:16"])
-    num_samples: int = 64
+    num_samples: int = 32               # per table point (no verdict rests on these)
+    seeds: int = 3                      # continuation seeds (DSL and control each) from one base
+    base_seeds: int = 2                 # base MDLMs; the extra ones get one continuation seed
+    compare: list[str] = field(default_factory=lambda: ["dsl-mdlm:mdlm", "dsl-remdm-loop:remdm-loop"])
+    compare_steps: list[int] = field(default_factory=lambda: [16])
+    compare_samples: int = 86           # per seed: 3 seeds pool 258 paired samples per point
     seed: int = 0
     device: str = choices("auto", "cpu", "cuda", default="auto")
 
     def validate(self) -> None:
-        for key in ("mdlm_steps", "extra_steps", "ar_steps", "num_samples"):
+        for key in ("mdlm_steps", "extra_steps", "ar_steps", "num_samples", "seeds",
+                    "base_seeds", "compare_samples"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key 'demo.{key}' must be >= 1, got {getattr(self, key)}")
-        if any(t < 1 for t in self.steps):
-            raise ConfigError(f"config key 'demo.steps' must hold integers >= 1, got {self.steps}")
+        if self.compare_samples < 2:
+            raise ConfigError(f"config key 'demo.compare_samples' must be >= 2, got {self.compare_samples}")
+        for key in ("steps", "compare_steps"):
+            if any(t < 1 for t in getattr(self, key)):
+                raise ConfigError(f"config key 'demo.{key}' must hold integers >= 1, got {getattr(self, key)}")
+        for pair in self.compare:
+            if len(pair.split(":")) != 2 or not all(pair.split(":")):
+                raise ConfigError(f"config key 'demo.compare': '{pair}' is not DSL_SAMPLER:CONTROL_SAMPLER")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [tuple(p.split(":")) for p in self.compare]
 
 
 def _configs_dir(cfg: DemoConfig) -> Path:
@@ -64,44 +92,66 @@ def _configs_dir(cfg: DemoConfig) -> Path:
     return path
 
 
-#: lr schedule per stage; both continuation stages (DSL and the MDLM control) get the same one.
+#: lr schedule per stage; both continuation stages (DSL and the MDLM control) get the same one
+#: (peak lr 1e-3, as the DSL config; the MDLM recipe trains its base at 3e-3, docs/RECIPE.md).
 STAGE_LR = {"mdlm": ["train.lr_schedule=constant"],
-            "extra": ["train.lr_schedule=cosine", "train.warmup_steps=20"],
+            "extra": ["train.lr_schedule=cosine", "train.warmup_steps=20", "train.lr=1e-3"],
             "ar": []}
 
 
-def _run_config(cfg: DemoConfig, name: str, out_dir: Path, steps: int, stage: str):
+def _run_config(cfg: DemoConfig, name: str, out_dir: Path, steps: int, stage: str, seed: int):
     from dslm.train.config import load_run_config
 
-    overrides = [f"train.steps={steps}", f"train.seed={cfg.seed}",
+    overrides = [f"train.steps={steps}", f"train.seed={seed}",
                  f"train.checkpoint_every={max(50, steps // 4)}", *STAGE_LR[stage]]
+    if cfg.corpus:
+        overrides.append(f"data.source={cfg.corpus}")
     if cfg.device != "auto":
         overrides.append(f"train.device={cfg.device}")
     return load_run_config(str(_configs_dir(cfg) / f"tiny-{name}.yaml"), overrides, out_dir=str(out_dir))
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (all threads)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class _Timer:
-    """Stage wall times, kept in ``demo.json`` across resumed runs."""
+    """Stage wall and CPU times (``stages``, ``cpu_stages``), kept in ``demo.json`` across
+    resumed runs. CPU time (user + sys) measures the work even on a shared machine."""
 
     def __init__(self, path: Path):
         self.path = path
         self.doc = json.loads(path.read_text()) if path.is_file() else {"stages": {}}
+        self.doc.setdefault("cpu_stages", {})
+        self.doc["cpu_count"] = os.cpu_count()
 
     def run(self, name: str, fn):
         print(f"\n== demo stage: {name} ==", flush=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         result = fn()
-        spent = time.perf_counter() - start
-        stages = self.doc["stages"]
-        stages[name] = round(stages.get(name, 0.0) + spent, 1)
+        spent, cpu_spent = time.perf_counter() - start, _cpu_seconds() - cpu
+        for key, value in (("stages", spent), ("cpu_stages", cpu_spent)):
+            self.doc[key][name] = round(self.doc[key].get(name, 0.0) + value, 1)
         atomic_write_json(self.path, self.doc)
-        print(f"== {name}: {spent:.0f} s ==", flush=True)
+        print(f"== {name}: {spent:.0f} s wall, {cpu_spent:.0f} s CPU ==", flush=True)
         return result
+
+
+def _base_name(j: int) -> str:
+    return "mdlm" if j == 0 else f"mdlm-b{j}"
+
+
+def _continuations(cfg: DemoConfig) -> list[tuple[int, int, str]]:
+    """(base index j, continuation index k, run-name suffix) of every DSL/control pair."""
+    pairs = [(0, k, "" if k == 0 else f"-s{k}") for k in range(cfg.seeds)]
+    return pairs + [(j, 0, f"-b{j}") for j in range(1, cfg.base_seeds)]
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     """Run (or resume) every stage under ``dslm.demoguard`` (checks before any training,
-    the folder's lock, stage fingerprints); returns the sweep's results document."""
+    the folder's lock, stage fingerprints); returns the table sweep's results document."""
     from dslm.demoguard import guarded
 
     with guarded(cfg):
@@ -109,8 +159,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 
 
 def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
-    """Run (or resume) every stage; returns the sweep's results document."""
-    from dslm.evaluate.sweep import SweepConfig, run_sweep
+    """Run (or resume) every stage; returns the table sweep's results document."""
     from dslm.train import train
     from dslm.train.starts import continue_from, finetune_start
     from dslm.train.state import STATE_DIR
@@ -119,34 +168,91 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer(out / "demo.json")
-    runs = {name: out / name for name in ("mdlm", "dsl", "mdlm-control", "ar")}
 
-    mdlm_cfg = _run_config(cfg, "mdlm", runs["mdlm"], cfg.mdlm_steps, "mdlm")
-    timer.run("mdlm", lambda: train(mdlm_cfg, resume=True, progress=progress))
+    for j in range(cfg.base_seeds):
+        base_cfg = _run_config(cfg, "mdlm", out / _base_name(j), cfg.mdlm_steps, "mdlm", cfg.seed + j)
+        timer.run(_base_name(j), lambda c=base_cfg: train(c, resume=True, progress=progress))
 
     def continuation(run_cfg, start):
         """Train ``run_cfg`` from ``start()`` (an MDLM-derived model), or resume its saved state."""
         fresh = not (Path(run_cfg.train.out_dir) / STATE_DIR).exists()
         return train(run_cfg, resume=True, init_model=start() if fresh else None, progress=progress)
 
-    dsl_cfg = _run_config(cfg, "dsl", runs["dsl"], cfg.extra_steps, "extra")
-    timer.run("dsl", lambda: continuation(
-        dsl_cfg, lambda: finetune_start(runs["mdlm"], dataclasses.asdict(dsl_cfg.model))))
-    ctl_cfg = _run_config(cfg, "mdlm", runs["mdlm-control"], cfg.extra_steps, "extra")
-    timer.run("mdlm-control", lambda: continuation(
-        ctl_cfg, lambda: continue_from(runs["mdlm"], "mdlm")))
-    ar_cfg = _run_config(cfg, "ar", runs["ar"], cfg.ar_steps, "ar")
+    for j, k, suffix in _continuations(cfg):
+        base, seed = out / _base_name(j), cfg.seed + j + k
+        dsl_cfg = _run_config(cfg, "dsl", out / f"dsl{suffix}", cfg.extra_steps, "extra", seed)
+        timer.run(f"dsl{suffix}", lambda c=dsl_cfg, b=base: continuation(
+            c, lambda: finetune_start(b, dataclasses.asdict(c.model))))
+        ctl_cfg = _run_config(cfg, "mdlm", out / f"mdlm-control{suffix}", cfg.extra_steps, "extra", seed)
+        timer.run(f"mdlm-control{suffix}", lambda c=ctl_cfg, b=base: continuation(
+            c, lambda: continue_from(b, "mdlm")))
+    ar_cfg = _run_config(cfg, "ar", out / "ar", cfg.ar_steps, "ar", cfg.seed)
     timer.run("ar", lambda: train(ar_cfg, resume=True, progress=progress))
 
-    total = cfg.mdlm_steps + cfg.extra_steps
-    sweep_cfg = SweepConfig(
-        models=[(f"MDLM ({total} steps)", str(runs["mdlm-control"])),
-                (f"DSL ({cfg.mdlm_steps} MDLM + {cfg.extra_steps} DSL steps)", str(runs["dsl"]))],
-        samplers=list(cfg.samplers), steps=list(cfg.steps), extra_points=list(cfg.extra_points),
-        out=str(out / "sweep"), num_samples=cfg.num_samples, seed=cfg.seed,
-        judge=str(runs["ar"]), ar_baseline=str(runs["ar"]),
-        device="" if cfg.device == "auto" else cfg.device)
-    doc = timer.run("sweep", lambda: run_sweep(sweep_cfg, progress=progress))
+    doc = timer.run("sweep", lambda: _table_sweep(cfg, out, progress))
+    timer.run("compare", lambda: _compare(cfg, out, progress))
     timer.doc["total_seconds"] = round(sum(timer.doc["stages"].values()), 1)
+    timer.doc["total_cpu_seconds"] = round(sum(timer.doc["cpu_stages"].values()), 1)
     atomic_write_json(out / "demo.json", timer.doc)
     return doc
+
+
+def _labels(cfg: DemoConfig) -> tuple[str, str]:
+    total = cfg.mdlm_steps + cfg.extra_steps
+    return (f"DSL ({cfg.mdlm_steps} MDLM + {cfg.extra_steps} DSL steps)", f"MDLM ({total} steps)")
+
+
+def _sweep_config(cfg: DemoConfig, out: Path, models, samplers, steps, extra_points, num_samples,
+                  ar_baseline: bool = True):
+    from dslm.evaluate.sweep import SweepConfig
+
+    return SweepConfig(
+        models=models, samplers=list(samplers), steps=list(steps), extra_points=list(extra_points),
+        out=str(out), num_samples=num_samples, seed=cfg.seed, judge=str(Path(cfg.out) / "ar"),
+        ar_baseline=str(Path(cfg.out) / "ar") if ar_baseline else "",
+        device="" if cfg.device == "auto" else cfg.device)
+
+
+def _table_sweep(cfg: DemoConfig, out: Path, progress: bool) -> dict:
+    """Every sampler at every T on the seed-``seed`` DSL model and MDLM control."""
+    from dslm.evaluate.sweep import run_sweep
+
+    dsl_label, mdlm_label = _labels(cfg)
+    models = [(mdlm_label, str(out / "mdlm-control")), (dsl_label, str(out / "dsl"))]
+    return run_sweep(_sweep_config(cfg, out / "sweep", models, cfg.samplers, cfg.steps,
+                                   cfg.extra_points, cfg.num_samples), progress=progress)
+
+
+def _compare(cfg: DemoConfig, out: Path, progress: bool) -> list:
+    """Sample every continuation pair at the comparison points; verdicts and reading."""
+    from dslm.evaluate import compare
+    from dslm.evaluate.sweep import run_sweep
+    from dslm.io import atomic_write_text
+
+    models, seed_sweeps = [], []
+    for j, k, suffix in _continuations(cfg):
+        tag = f"base {cfg.seed + j} seed {cfg.seed + j + k}"
+        dsl_label, ctl_label = f"DSL ({tag})", f"MDLM control ({tag})"
+        models += [(ctl_label, str(out / f"mdlm-control{suffix}")), (dsl_label, str(out / f"dsl{suffix}"))]
+        seed_sweeps.append((j, cfg.seed + j + k, dsl_label, ctl_label))
+    samplers = list(dict.fromkeys(s for pair in cfg.pairs() for s in pair))
+    folder = out / "compare"
+    doc = run_sweep(_sweep_config(cfg, folder, models, samplers, cfg.compare_steps, [],
+                                  cfg.compare_samples, ar_baseline=False), progress=progress)
+    tables = {}
+    for j in range(cfg.base_seeds):
+        sweeps = [compare.SeedSweep(seed, doc, d, c, folder) for b, seed, d, c in seed_sweeps if b == j]
+        tables[j] = compare.compare(sweeps, cfg.pairs(), list(cfg.compare_steps), seed=cfg.seed)
+    judge = doc.get("settings", {}).get("judge", "?")
+    atomic_write_json(out / "verdicts.json", {
+        "judge": judge, "compare_samples_per_seed": cfg.compare_samples,
+        "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()}})
+    md = "".join(f"## Base MDLM seed {cfg.seed + j}\n\n" + compare.table_markdown(rows) + "\n"
+                 for j, rows in tables.items())
+    atomic_write_text(out / "verdicts.md", "# DSL vs the MDLM control: verdicts\n\n" + md)
+    extra = [(f"Second base MDLM (seed {cfg.seed + j})", tables[j]) for j in range(1, cfg.base_seeds)]
+    reading = compare.reading_markdown(tables[0], judge=f"`{judge}`",
+                                       title="What the demo shows (generated from verdicts.json)",
+                                       extra=extra)
+    atomic_write_text(out / "reading.md", reading)
+    return tables[0]

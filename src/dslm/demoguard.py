@@ -57,7 +57,7 @@ def preflight(cfg) -> None:
     out = Path(cfg.out)
     for name, stage, steps in (("mdlm", "mdlm", cfg.mdlm_steps), ("dsl", "extra", cfg.extra_steps),
                                ("ar", "ar", cfg.ar_steps)):
-        _run_config(cfg, name, out / name, steps, stage)       # a bad config fails here
+        _run_config(cfg, name, out / name, steps, stage, cfg.seed)   # a bad config fails here
     check_output_folder(out)
 
 
@@ -67,7 +67,10 @@ def stage_parts(cfg) -> dict[str, dict]:
 
     configs = _configs_dir(cfg)
     conf = {n: content_hash(configs / f"tiny-{n}.yaml")[:16] for n in ("mdlm", "dsl", "ar")}
-    base = {"seed": cfg.seed, "device": cfg.device}
+    corpus = getattr(cfg, "corpus", "")
+    if corpus and Path(corpus).is_file():
+        corpus = "sha256:" + content_hash(Path(corpus))[:16]
+    base = {"seed": cfg.seed, "device": cfg.device, "corpus": corpus or "embedded"}
     mdlm = {**base, "mdlm_config": conf["mdlm"], "mdlm_steps": cfg.mdlm_steps}
     return {"mdlm": mdlm,
             "dsl": {**mdlm, "dsl_config": conf["dsl"], "extra_steps": cfg.extra_steps},

@@ -14,7 +14,11 @@ Each loss is a function ``(model, x0 [B, L], generator, ...) -> LossOutput`` who
   at s = snr_max instead of the noise-free point (they stay "revealed" for the loss mask).
 * MDLM (§1.5): t ~ stratified U[eps, 1], each token masked with prob (1 - eps) t,
       L = E_t [ (1 / t) * sum_{i masked} -log p_theta(x_i | x_t) ] / L
-  (token mean over all positions, SUBS makes unmasked terms zero).
+  (token mean over all positions, SUBS makes unmasked terms zero). ``weighting="flat"``
+  trains on the plain mean CE of the masked tokens instead, sum_{b,i masked} CE / #masked:
+  every masked token counts once, so heavily masked sequences weigh more than in the
+  NELBO and the rare, lightly masked ones (weight 1/t up to 1/eps) no longer dominate a
+  small batch's gradient (docs/RECIPE.md).
 * AR: mean of -log p(x_i | x_<i).
 
 Every loss is ``sum_i w_i CE_i`` with per-token weights w; models that take
@@ -92,8 +96,9 @@ def _dsl_term(model, x0, snr, generator, loss_on_revealed, revealed_noise=False,
 
 def mdlm_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None,
               schedule: LogLinearSchedule | None = None,
-              sampling_eps: float = 1e-3) -> LossOutput:
-    """MDLM continuous-time NELBO with the log-linear schedule and SUBS."""
+              sampling_eps: float = 1e-3, weighting: str = "nelbo") -> LossOutput:
+    """MDLM continuous-time NELBO with the log-linear schedule and SUBS (``weighting="flat"``:
+    the masked-token mean CE)."""
     schedule = schedule or LogLinearSchedule()
     b = x0.shape[0]
     t = LogLinearSchedule.sample_t(b, generator, x0.device, sampling_eps)
@@ -102,10 +107,13 @@ def mdlm_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None,
     masked = u < move
     xt = torch.where(masked, torch.full_like(x0, model.mask_id), x0)
     # SUBS: -log p(x0_i | x_t) is the cross-entropy over the V real tokens where masked, 0 elsewhere
-    weight = masked.float() * schedule.loss_weight(t)[:, None]
-    loss, ce = _subs_ce(model, xt, schedule.sigma(t), x0, weight / weight.numel())
-    nll = ce * masked.float()
     terms = masked.float().sum()
+    if weighting == "flat":          # masked-token mean CE
+        weight = masked.float() / terms.clamp_min(1.0)
+    else:                            # NELBO: (1/t)-weighted, mean over all B L positions
+        weight = masked.float() * schedule.loss_weight(t)[:, None] / masked.numel()
+    loss, ce = _subs_ce(model, xt, schedule.sigma(t), x0, weight)
+    nll = ce * masked.float()
     return LossOutput(loss, (nll.sum() / terms.clamp_min(1.0)).detach(), terms.detach())
 
 

@@ -41,6 +41,7 @@ class ModelConfig:
     mlp_ratio: int = 4
     dropout: float = 0.0
     time_conditioning: bool = False  # MDLM: feed sigma(t); False feeds zeros (as mdlm-owt)
+    shared_embed_init: float = 0.0   # MDLM: init scale of one direction shared by all input rows
     # DSL channel and input converter (PAPER.md defaults)
     embed_dim: int = 32            # d of the unit-sphere table E
     embed_seed: int = 0            # seed of the random table E
@@ -69,6 +70,8 @@ class ModelConfig:
             raise ConfigError("model.hidden_size / model.n_heads must be even (rotary embeddings)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"config key 'model.dropout' must be in [0, 1), got {self.dropout}")
+        if self.shared_embed_init < 0:
+            raise ConfigError(f"config key 'model.shared_embed_init' must be >= 0, got {self.shared_embed_init}")
         if self.snr_max <= 0:
             raise ConfigError(f"config key 'model.snr_max' must be > 0, got {self.snr_max}")
         if not 0.0 < self.mask_weight < 1.0:

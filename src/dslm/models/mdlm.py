@@ -5,6 +5,13 @@ never predicts [MASK]), and an unmasked input token is carried over unchanged
 (log-prob 0 on itself, -inf elsewhere). The time input is ``sigma_t`` of the
 log-linear schedule when ``time_conditioning`` is on, zeros otherwise (the public
 OpenWebText checkpoint was trained without it, so its adaLN outputs are constants).
+
+``shared_embed_init = s > 0`` adds, at creation only, one random vector
+``s * std(W) * u`` (u ~ N(0, I)) to every row of the input table W: every token then
+carries a common, content-free component, so an attention head can score keys by
+position alone (rotary) from the first step, instead of first having to align 4096
+rarely-updated embedding rows. It shortens the tiny MDLM's unigram plateau
+(docs/RECIPE.md); the weights it produces are ordinary weights (checkpoints unchanged).
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ class MDLMDenoiser(nn.Module):
                             cfg.n_blocks, cfg.n_heads, cfg.cond_dim, cfg.mlp_ratio,
                             cfg.dropout, causal=False,
                             activation_checkpointing=cfg.activation_checkpointing)
+        if cfg.shared_embed_init > 0:
+            table = self.backbone.vocab_embed.embedding
+            with torch.no_grad():
+                table += cfg.shared_embed_init * table.std() * torch.randn(table.shape[1])
 
     @property
     def uses_time(self) -> bool:

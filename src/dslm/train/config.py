@@ -85,6 +85,8 @@ class TrainConfig:
     # out add by 0.003 nats of ROAR CE in every seed); add: CE + lambda ROAR
     mix_formula: str = choices("convex", "add", default="convex")
     loss_exclude_eos: bool = False    # leave EOS positions out of the loss (reference: pad = EOS)
+    # MDLM objective (model.kind = mdlm): nelbo (1/t-weighted) or flat (masked-token mean CE)
+    mdlm_weighting: str = choices("nelbo", "flat", default="nelbo")
     # Logging and checkpoints (in optimizer steps; 0 = only at the end)
     log_every: int = 10
     eval_every: int = 200

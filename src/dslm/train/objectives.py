@@ -2,7 +2,9 @@
 
 * ``dsl``:  ``dsl_loss`` with the run's SNR schedule (``mixed`` by default), the
   ``loss_on_revealed``, ``mix_lambda`` / ``mix_formula`` and ``loss_exclude_eos`` flags;
-* ``mdlm``: ``mdlm_loss``, MDLM's NELBO under the log-linear schedule with SUBS;
+* ``mdlm``: ``mdlm_loss``, MDLM's NELBO under the log-linear schedule with SUBS
+  (``train.mdlm_weighting=flat`` trains on the masked-token mean CE; validation, in
+  eval mode, always reports the NELBO);
 * ``ar``:   ``ar_loss``, next-token NLL (the offline judge and the AR baseline).
 
 Each objective maps ``(model, x0 [B, L], generator) -> LossOutput``.
@@ -34,7 +36,10 @@ def objective_for(kind: str, schedule: ScheduleConfig, train: TrainConfig,
                             ignore_id=ignore_id, mix_formula=train.mix_formula)
         return dsl
     if kind == "mdlm":
-        return lambda model, x0, generator: mdlm_loss(model, x0, generator)
+        def mdlm(model, x0, generator):
+            weighting = train.mdlm_weighting if model.training else "nelbo"
+            return mdlm_loss(model, x0, generator, weighting=weighting)
+        return mdlm
     if kind == "ar":
         return lambda model, x0, generator: ar_loss(model, x0, generator)
     raise ConfigError(f"config key 'model.kind': unknown value '{kind}'; allowed: dsl, mdlm, ar")
