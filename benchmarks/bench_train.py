@@ -82,7 +82,7 @@ def run_batch(step, cfg, kind: str, batch: int, steps: int, warmup: int, device,
     dt = (time.perf_counter() - t0) / steps
     out = {"kind": kind, "batch": batch, "seq_len": cfg.seq_len, "compile": compiled,
            "fused_adamw": step.fused, "step_seconds": dt, "warmup_seconds": warm_s,
-           "tokens_per_s": batch * cfg.seq_len / dt, "loss": float(loss)}
+           "tokens_per_s": batch * cfg.seq_len / dt, "loss": float(loss.detach())}
     if gpu:
         out["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
     return out
