@@ -34,6 +34,7 @@ def main() -> None:
         reps = int(rest[i + 1])
         rest = rest[:i] + rest[i + 2:]
     speeds: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    cpu: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(reps):
             for label, src in (("old", old), ("new", new)):
@@ -42,12 +43,20 @@ def main() -> None:
                 subprocess.run([sys.executable, str(HERE / "bench_train.py"), *rest, "--out", str(out)],
                                check=True, env=env, stdout=subprocess.DEVNULL)
                 for run in json.loads(out.read_text())["runs"]:
-                    speeds[label].setdefault(f"{run['kind']} b{run['batch']}", []).append(run["tokens_per_s"])
+                    key = f"{run['kind']} b{run['batch']}"
+                    speeds[label].setdefault(key, []).append(run["tokens_per_s"])
+                    cpu[label].setdefault(key, []).append(run.get("tokens_per_cpu_s", float("nan")))
                 print(label, rep, {k: round(v[-1]) for k, v in speeds[label].items()}, flush=True)
-    print(f"{'run':>10} {'old tok/s':>10} {'new tok/s':>10} {'new/old':>8}   (medians of {reps})")
+    print(f"medians of {reps} alternating runs; tokens per wall second, and per CPU second of the "
+          "benchmark process (less sensitive to other jobs on a shared machine)")
+    print(f"{'run':>10} {'old tok/s':>10} {'new tok/s':>10} {'new/old':>8} {'old tok/cpu-s':>14} "
+          f"{'new tok/cpu-s':>14} {'new/old':>8}")
     for key in speeds["new"]:
         o, n = statistics.median(speeds["old"][key]), statistics.median(speeds["new"][key])
-        print(f"{key:>10} {o:10,.0f} {n:10,.0f} {n / o:8.2f}")
+        oc, nc = statistics.median(cpu["old"][key]), statistics.median(cpu["new"][key])
+        print(f"{key:>10} {o:10,.0f} {n:10,.0f} {n / o:8.2f} {oc:14,.0f} {nc:14,.0f} {nc / oc:8.2f}")
+        print(f"{'':>10} raw old {[round(v) for v in speeds['old'][key]]} new "
+              f"{[round(v) for v in speeds['new'][key]]}")
 
 
 if __name__ == "__main__":
