@@ -75,14 +75,16 @@ def run_batch(step, cfg, kind: str, batch: int, steps: int, warmup: int, device,
         step(x)
     sync(device)
     warm_s = time.perf_counter() - t_warm
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         loss = step(x)
     sync(device)
     dt = (time.perf_counter() - t0) / steps
+    cpu_dt = (time.process_time() - c0) / steps        # this process's CPU seconds (shared machines)
     out = {"kind": kind, "batch": batch, "seq_len": cfg.seq_len, "compile": compiled,
            "fused_adamw": step.fused, "step_seconds": dt, "warmup_seconds": warm_s,
-           "tokens_per_s": batch * cfg.seq_len / dt, "loss": float(loss)}
+           "tokens_per_s": batch * cfg.seq_len / dt, "cpu_seconds_per_step": cpu_dt,
+           "tokens_per_cpu_s": batch * cfg.seq_len / cpu_dt, "loss": float(loss.detach())}
     if gpu:
         out["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
     return out

@@ -87,49 +87,46 @@ def _no_autocast(t: torch.Tensor):
 # ---------------------------------------------------------------- fused head cross-entropy
 
 
-def _head_chunk(hs, w, b, classes):
-    """float32 logits [r, Vp] of one row chunk; only the first ``classes`` columns are valid."""
-    z = torch.addmm(b, hs, w.t()) if b is not None else hs @ w.t()
-    return z.float()
+def _join(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad):
+    """Per-row CE [N] and, if ``need_grad``, (dCE/dh [N, H] in cd, dW [Vp, H], db [Vp]) of
+    sum_i w_i CE_i, one row chunk at a time: logits z (float32, columns >= classes set to
+    -inf), log p = log_softmax(z), CE = -log p[x], dz = w (p - onehot(x))."""
     n, hidden = h.shape
     vp = padded_size(weight.shape[0])
     w = pad_rows(weight.to(cd), vp)
     b = None if bias is None else pad_rows(bias.to(cd), vp)
     hc = h.to(cd)
-    ce = torch.empty(n, dtype=torch.float32, device=h.device)
-    grads = None
+    ces, ghs = [], []
+    gw = gb = None
     if need_grad:
-        gh = torch.empty(n, hidden, dtype=cd, device=h.device)
         gw = torch.zeros(vp, hidden, dtype=torch.float32, device=h.device)
         gb = torch.zeros(vp, dtype=torch.float32, device=h.device) if bias is not None else None
-        grads = (gh, gw, gb)
     rows = chunk_rows(vp)
     for s in range(0, n, rows):
-        hs, t = hc[s:s + rows], target[s:s + rows]
-        z = _head_chunk(hs, w, b, classes)
-        zc = z[:, :classes]
-        lse = torch.logsumexp(zc, dim=-1)
-        ce[s:s + rows] = lse - zc.gather(1, t[:, None]).squeeze(1)
+        hs, t = hc[s:s + rows], target[s:s + rows, None]
+        z = (torch.addmm(b, hs, w.t()) if b is not None else hs @ w.t()).float()
+        if classes < vp:
+            z[:, classes:] = float("-inf")
+        logp = torch.log_softmax(z, dim=-1)
+        ces.append(-logp.gather(1, t).squeeze(1))
         if not need_grad:
             continue
-        # d CE / d z = softmax(z) - onehot(x) on the valid columns, 0 on the rest
-        zc.sub_(lse[:, None]).exp_()
-        if classes < vp:
-            z[:, classes:] = 0.0
-        z.scatter_add_(1, t[:, None], torch.full_like(lse[:, None], -1.0))
-        z.mul_(token_weight[s:s + rows, None])
-        g = z.to(cd)
-        gh[s:s + rows] = g @ w
+        g = logp.exp_()                                   # softmax; exactly 0 where -inf
+        g.scatter_add_(1, t, torch.full(t.shape, -1.0, dtype=g.dtype, device=g.device))
+        g.mul_(token_weight[s:s + rows, None])
+        gc = g.to(cd)
+        ghs.append(gc @ w)
         if cd == torch.float32:
-            gw.addmm_(g.t(), hs)
+            gw.addmm_(gc.t(), hs)
         else:
-            gw.add_(g.t() @ hs)
+            gw.add_(gc.t() @ hs)
         if gb is not None:
-            gb.add_(z.sum(0))
-    return ce, grads
+            gb.add_(g.sum(0))
+    return _join(ces), ((_join(ghs), gw, gb) if need_grad else None)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -187,9 +184,8 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 
 
 def _converter_chunk(ys, kp, bp):
-    s = torch.addmm(bp, ys, kp.t())                      # [r, Vp] scores, -inf on padding
-    lse = torch.logsumexp(s, dim=-1)
-    return s.sub_(lse[:, None]).exp_(), lse              # softmax, log-normaliser
+    """softmax(y K^T + b) [r, Vp] (float32; exactly 0 on the padded slots, whose b is -inf)."""
+    return torch.softmax(torch.addmm(bp, ys, kp.t()), dim=-1)
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
@@ -200,17 +196,13 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 class _SoftEmbedding(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y, keys, bias, w_in, cd):
-        v1 = keys.shape[0]
-        vp = padded_size(v1)
+        vp = padded_size(keys.shape[0])
         with _no_autocast(y):
             kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, float("-inf"))
             wp = pad_rows(w_in.to(cd), vp)
-            out = torch.empty(y.shape[0], w_in.shape[1], dtype=w_in.dtype, device=y.device)
-            lse = torch.empty(y.shape[0], dtype=y.dtype, device=y.device)
             rows = chunk_rows(vp)
-            for s in range(0, y.shape[0], rows):
-                p, lse[s:s + rows] = _converter_chunk(y[s:s + rows], kp, bp)
-                out[s:s + rows] = (p.to(cd) @ wp).to(w_in.dtype)
+            out = _join([(_converter_chunk(y[s:s + rows], kp, bp).to(cd) @ wp).to(w_in.dtype)
+                         for s in range(0, y.shape[0], rows)])
         ctx.cd = cd
         ctx.save_for_backward(y, keys, bias, w_in)
         return out
@@ -225,26 +217,27 @@ class _SoftEmbedding(torch.autograd.Function):
         with _no_autocast(y):
             kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, float("-inf"))
             wp = pad_rows(w_in.to(cd), vp)
-            gy = torch.empty_like(y) if need_y else None
+            gys = []
             gk = torch.zeros_like(kp) if need_k else None
             gb = torch.zeros_like(bp) if need_b else None
             gw = torch.zeros(vp, w_in.shape[1], dtype=y.dtype, device=y.device) if need_w else None
             rows = chunk_rows(vp)
             for s in range(0, y.shape[0], rows):
                 ys = y[s:s + rows]
-                p, _ = _converter_chunk(ys, kp, bp)
+                p = _converter_chunk(ys, kp, bp)                   # recomputed, not saved
                 go = g_out[s:s + rows].to(cd)
                 if need_w:
                     gw.add_((p.to(cd).t() @ go).to(gw.dtype))
                 gp = (go @ wp.t()).to(p.dtype)                     # dL/dp [r, Vp]
-                gs = gp.sub_((p * gp).sum(-1, keepdim=True)).mul_(p)  # softmax backward
+                gs = torch.ops.aten._softmax_backward_data(gp, p, -1, p.dtype)
                 if need_y:
-                    gy[s:s + rows] = gs @ kp
+                    gys.append(gs @ kp)
                 if need_k:
                     gk.addmm_(gs.t(), ys)
                 if need_b:
                     gb.add_(gs.sum(0))
-        return (gy, gk[:v1] if need_k else None, gb[:v1].to(bias.dtype) if need_b else None,
+        return (_join(gys) if need_y else None, gk[:v1] if need_k else None,
+                gb[:v1].to(bias.dtype) if need_b else None,
                 gw[:v1].to(w_in.dtype) if need_w else None, None)
 
 
