@@ -206,10 +206,16 @@ def _sweep_config(cfg: DemoConfig, out: Path, models, samplers, steps, extra_poi
                   ar_baseline: bool = True):
     from dslm.evaluate.sweep import SweepConfig
 
+    from dslm.evaluate import judges
+
+    ar = str(Path(cfg.out) / "ar")
+    # the independent pretrained judge (SmolLM2) and MAUVE encoder (MiniLM) when installed;
+    # else the demo's own AR model judges, which sweep.json / sweep.md then say
+    judge = "" if judges.available(judges.SMOLLM2) else ar
     return SweepConfig(
         models=models, samplers=list(samplers), steps=list(steps), extra_points=list(extra_points),
-        out=str(out), num_samples=num_samples, seed=cfg.seed, judge=str(Path(cfg.out) / "ar"),
-        ar_baseline=str(Path(cfg.out) / "ar") if ar_baseline else "",
+        out=str(out), num_samples=num_samples, seed=cfg.seed, judge=judge, featurizer="",
+        ar_baseline=ar if ar_baseline else "",
         device="" if cfg.device == "auto" else cfg.device)
 
 
