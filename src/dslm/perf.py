@@ -136,8 +136,11 @@ def saved_tensor_bytes(fn: Callable[[], object], module: torch.nn.Module | None 
 
 def compile_enabled(device: str | torch.device, setting: bool | None = None) -> bool:
     """Whether to ``torch.compile`` on ``device``: the ``DSLM_COMPILE`` environment variable
-    (0/1) wins, then ``setting`` (False turns it off), then the default: on for CUDA, off
-    on the CPU (there compilation costs more than it saves at the sizes CPUs run)."""
+    (0/1) wins, then ``setting``: True compiles on CUDA (the CPU stays eager: there
+    compilation costs more than it saves at the sizes CPUs run). The default (None) is
+    eager: the one compiled training run measured on a GPU (H200, 2026-11-27,
+    benchmarks/README.md) was 2x faster but gave a NaN DSL loss where eager did not, so
+    compilation stays opt-in until that is understood."""
     import os
 
     env = os.environ.get("DSLM_COMPILE", "").strip().lower()
@@ -145,9 +148,7 @@ def compile_enabled(device: str | torch.device, setting: bool | None = None) -> 
         return False
     if env in ("1", "true", "on", "yes"):
         return True
-    if setting is False:
-        return False
-    return torch.device(device).type == "cuda"
+    return setting is True and torch.device(device).type == "cuda"
 
 
 _COMPILED: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]

@@ -74,7 +74,7 @@ class TrainConfig:
     grad_clip: float = 1.0            # max global grad norm; 0 = no clipping
     ema_decay: float = 0.999          # 0 = no EMA (checkpoints hold the raw weights)
     precision: str = choices("auto", "bf16", "fp32", default="auto")  # auto: bf16 on GPU
-    compile: bool = True              # torch.compile the model on GPU (CPU stays eager; DSLM_COMPILE=0/1 overrides)
+    compile: bool = False             # torch.compile the model on GPU (opt-in: NaN DSL loss seen compiled on an H200; DSLM_COMPILE=0/1 overrides)
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     num_threads: int = 0              # CPU threads for torch; 0 = torch's default
     deterministic: bool = True        # torch.use_deterministic_algorithms: bit-identical reruns
