@@ -1,4 +1,4 @@
-"""The math of DESIGN.md §1: the localization channel, SNR schedules and losses."""
+"""The math of docs/MATH.md §2-5: the localization channel, SNR schedules and losses."""
 
 from dslm.diffusion.channel import (SNR_MAX, clean_point, evidence, localize, posterior,
                                     revealed_mask, unit_sphere_embeddings)

@@ -1,4 +1,4 @@
-"""The localization channel (DESIGN.md §1.1-1.3).
+"""The localization channel (docs/MATH.md §1-3).
 
 Tokens are points on the unit sphere: ``E`` in R^{|V| x d}, ``||e_v|| = 1``. A per-token
 signal-to-noise ratio ``s_i >= 0`` corrupts token ``x_i`` through
@@ -26,7 +26,7 @@ import math
 
 import torch
 
-#: Default finite SNR that stands for "revealed" (PAPER.md: snr_max = 100).
+#: Default finite SNR that stands for "revealed" (the DSL reference code: snr_max = 100).
 SNR_MAX = 100.0
 
 
@@ -49,7 +49,7 @@ def unit_sphere_embeddings(vocab_size: int, dim: int,
 
 
 def default_embed_dim(vocab_size: int) -> int:
-    """PAPER.md heuristic ``d ~ 16 log|V| / log 35`` (GPT-2: 48.7 -> the paper uses 64)."""
+    """The DSL authors' heuristic ``d ~ 16 log|V| / log 35`` (GPT-2: 48.7 -> the paper uses 64)."""
     return max(4, int(round(16 * math.log(max(vocab_size, 2)) / math.log(35))))
 
 

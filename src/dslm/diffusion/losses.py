@@ -3,7 +3,7 @@
 Each loss is a function ``(model, x0 [B, L], generator, ...) -> LossOutput`` whose
 ``loss`` is a scalar token mean; ``terms`` is the number of tokens it averages over.
 
-* DSL (DESIGN.md §1.4): draw s ~ schedule, y = localize(x0, s), and
+* DSL (docs/MATH.md §5): draw s ~ schedule, y = localize(x0, s), and
       L = sum_{i: s_i < inf} -log softmax(f_theta(y))_i[x_i] / #terms
   (``loss_on_revealed=True`` also scores revealed positions, the reference code's
   choice). ``mix_lambda > 0`` adds a ROAR-only term on a second draw:

@@ -42,7 +42,7 @@ class ModelConfig:
     dropout: float = 0.0
     time_conditioning: bool = False  # MDLM: feed sigma(t); False feeds zeros (as mdlm-owt)
     shared_embed_init: float = 0.0   # MDLM: init scale of one direction shared by all input rows
-    # DSL channel and input converter (PAPER.md defaults)
+    # DSL channel and input converter (the DSL reference defaults; docs/MATH.md §4)
     embed_dim: int = 32            # d of the unit-sphere table E
     embed_seed: int = 0            # seed of the random table E
     freeze_embed: bool = True      # E fixed (True) or trained with rows kept on the sphere

@@ -1,6 +1,6 @@
 """The DSL denoiser: ``f_theta(y) -> logits [B, L, V]`` with no time or SNR input.
 
-Input converter (PAPER.md, "keys K = [E; 0]"): the localized vector y_i is read
+Input converter (docs/MATH.md §4, keys K = [E; 0]): the localized vector y_i is read
 softly against the unit-sphere table E plus an all-zero [MASK] key,
 
     p_i = softmax(beta * [<y_i, e_1>, ..., <y_i, e_V>, 0] + b)      over V + 1 slots

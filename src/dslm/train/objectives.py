@@ -1,4 +1,4 @@
-"""The training objective of each model kind (DESIGN.md §1.4-1.5).
+"""The training objective of each model kind (docs/MATH.md §5).
 
 * ``dsl``:  ``dsl_loss`` with the run's SNR schedule (``mixed`` by default), the
   ``loss_on_revealed``, ``mix_lambda`` / ``mix_formula`` and ``loss_exclude_eos`` flags;
