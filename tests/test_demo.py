@@ -33,26 +33,7 @@ train:
 """
 
 
-@pytest.fixture
-def per_sample_scores(monkeypatch):
-    """Make sure every scored set carries per-sample judge scores (the sweep's contract)."""
-    from dslm.evaluate.genppl import judge_token_ids
-    from dslm.evaluate.metrics import Evaluator
-
-    original = Evaluator.evaluate
-
-    def evaluate(self, texts, token_ids=None, tokenizer_spec=None, with_mauve=True):
-        out = original(self, texts, token_ids, tokenizer_spec, with_mauve)
-        if "per_sample" not in out and self.judge is not None:
-            ids = judge_token_ids(self.judge, list(texts), token_ids, tokenizer_spec)
-            scores = [self.judge.nll([one]) for one in ids]
-            out["per_sample"] = {"nll": [s[0] for s in scores], "tokens": [s[1] for s in scores]}
-        return out
-
-    monkeypatch.setattr(Evaluator, "evaluate", evaluate)
-
-
-def test_demo_runs_every_stage_and_resumes(tmp_path, capsys, per_sample_scores):
+def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     configs = tmp_path / "configs"
     configs.mkdir()
     for kind in ("mdlm", "dsl", "ar"):

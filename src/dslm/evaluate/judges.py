@@ -107,6 +107,16 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def is_packaged(spec: str) -> bool:
+    """Whether ``spec`` names a pretrained model shipped inside a PyPI package."""
+    return spec in _PACKAGES
+
+
+def require_packaged(name: str) -> Path:
+    """The model file of the packaged model ``name``, or a one-line error saying how to get it."""
+    return _require(name)
+
+
 def _require(name: str) -> Path:
     path = model_file(name)
     if path is None:
