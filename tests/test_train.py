@@ -313,3 +313,13 @@ def test_tensorboard_logger_only_when_installed(tmp_path, data):
     else:
         train(cfg, data=data, progress=False)
         assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_resume_ignores_init_only_model_keys():
+    """A DSL fine-tune inherits its MDLM start's `shared_embed_init`; resuming it with the
+    stage's own YAML (where it is 0) must not be refused (regression: the demo's resume)."""
+    from dslm.train.config import resume_differences
+
+    saved = {"model": {"shared_embed_init": 1.0, "hidden_size": 128}}
+    assert resume_differences(saved, {"model": {"shared_embed_init": 0.0, "hidden_size": 128}}) == []
+    assert resume_differences(saved, {"model": {"shared_embed_init": 0.0, "hidden_size": 64}}) == ["model.hidden_size"]

@@ -137,16 +137,24 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+#: model keys that only change how a fresh model is initialised (a DSL fine-tune inherits
+#: its MDLM start's value, so the saved run and the stage's YAML may disagree on them)
+INIT_ONLY_MODEL_KEYS = ("shared_embed_init",)
+
+
 def resume_differences(saved: dict, current: dict) -> list[str]:
     """Dotted keys whose values differ between two ``to_dict(RunConfig)`` dumps.
 
-    Keys in :data:`RESUMABLE_KEYS` (under ``train``) are allowed to change.
+    Keys in :data:`RESUMABLE_KEYS` (under ``train``) are allowed to change, and so are
+    the model keys of :data:`INIT_ONLY_MODEL_KEYS`, which only shape a freshly created
+    model (a resumed run takes its weights from the saved state).
     """
     out = []
     for section in ("model", "data", "schedule", "train"):
         a, b = saved.get(section, {}), current.get(section, {})
         for key in sorted(set(a) | set(b)):
-            if section == "train" and key in RESUMABLE_KEYS:
+            if (section == "train" and key in RESUMABLE_KEYS) or \
+                    (section == "model" and key in INIT_ONLY_MODEL_KEYS):
                 continue
             va, vb = a.get(key), b.get(key)
             if isinstance(va, (list, tuple)) and isinstance(vb, (list, tuple)):
