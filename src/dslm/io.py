@@ -227,6 +227,28 @@ def glob_escape(name: str) -> str:
     return glob.escape(name)
 
 
+def jsonl_lines_tolerant(text: str, path: Path, error: type[DSLMError] = DSLMError,
+                         hint: str = "") -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank line of a JSON-lines ``text`` written
+    by appending. A last line without its newline that does not parse is what a writer
+    killed mid-append leaves: it is skipped with a note. Any other bad line raises
+    ``error`` naming the line (``hint`` is appended to the message)."""
+    import sys
+
+    lines = text.splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except ValueError:
+            if n == len(lines) and not text.endswith("\n"):
+                print(f"dslm: note: {path} ends in a torn line (a crash mid-write); skipped it",
+                      file=sys.stderr)
+                continue
+            raise error(f"{path} line {n} is not valid JSON{hint}") from None
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
     path = Path(path)

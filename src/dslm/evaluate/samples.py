@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from dslm.data.files import read_utf8
 from dslm.errors import DataError, DSLMError
-from dslm.io import atomic_write_text, describe_os_error
+from dslm.io import atomic_write_text, describe_os_error, jsonl_lines_tolerant
 
 SAMPLE_FIELDS = ("text", "tokens", "nfe", "sampler", "steps", "seed")
 
@@ -84,20 +83,8 @@ class PartialSamples:
 def _jsonl_objects(path: Path) -> list[dict]:
     if not path.is_file():
         raise DataError(f"file not found: {path}")
-    text = read_utf8(path)
-    lines = text.splitlines()
     rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            if n == len(lines) and not text.endswith("\n"):
-                print(f"dslm: note: {path} ends in a torn line (a crash mid-write); skipped it",
-                      file=sys.stderr)
-                continue
-            raise DataError(f"{path} line {n} is not valid JSON") from None
+    for n, obj in jsonl_lines_tolerant(read_utf8(path), path, DataError):
         if not isinstance(obj, dict):
             raise DataError(f"{path} line {n} is not a JSON object")
         rows.append(obj)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,7 +23,8 @@ import torch
 import yaml
 
 from dslm.errors import CheckpointError, ConfigError, DSLMError
-from dslm.io import atomic_directory, atomic_write_text, describe_os_error, resolve_directory
+from dslm.io import (atomic_directory, atomic_write_text, describe_os_error,
+                     jsonl_lines_tolerant, resolve_directory)
 
 STATE_DIR = "train_state"
 STATE_FILE = "state.pt"
@@ -121,19 +121,8 @@ def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise DSLMError(describe_os_error(e, "read")) from None
-    lines = text.splitlines()
     out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            if n == len(lines) and not text.endswith("\n"):
-                print(f"dslm: note: {path} ends in a torn line (a crash mid-write); skipped it",
-                      file=sys.stderr)
-                continue
-            raise DSLMError(f"{path} line {n} is not valid JSON; move the file away") from None
+    for n, record in jsonl_lines_tolerant(text, path, DSLMError, "; move the file away"):
         if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
             raise DSLMError(f"{path} line {n} is not a metrics record (a JSON object with an "
                             "integer 'step')")
