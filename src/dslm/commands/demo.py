@@ -19,7 +19,7 @@ def add_arguments(parser) -> None:
 
 
 QUICK = ["mdlm_steps=20", "extra_steps=10", "ar_steps=20", "num_samples=16", "steps=[4,8]",
-         "samplers=[mdlm,dsl-remdm-loop]", "extra_points=[hybrid:8]", "seeds=2", "base_seeds=2",
+         "samplers=[remdm-loop,dsl-remdm-loop]", "extra_points=[hybrid:8]", "seeds=2", "base_seeds=2",
          "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[8]", "compare_samples=8"]
 
 
