@@ -106,3 +106,40 @@ def test_unigram_entropy_of_blocks():
 
     blocks = np.array([[0, 1, 2, 3], [0, 1, 2, 3]])
     assert unigram_entropy_of_blocks(blocks, 8) == pytest.approx(np.log(4))
+
+
+def test_vectorised_mauve_of_histograms_matches_mauve_text():
+    pytest.importorskip("mauve")
+    from mauve.compute_mauve import get_divergence_curve_for_multinomials
+    from sklearn.metrics import auc
+
+    rng = np.random.default_rng(0)
+    p, q = rng.dirichlet(np.ones(5), size=6), rng.dirichlet(np.ones(5), size=6)
+    p[0, :2] = 0.0
+    p[0] /= p[0].sum()
+    got = intervals._mauve_of_histograms(p, q, 5.0)
+    for i in range(6):
+        x, y = get_divergence_curve_for_multinomials(p[i], q[i], np.linspace(1e-6, 1 - 1e-6, 25), 5.0).T
+        i1, i2 = np.argsort(x), np.argsort(y)
+        assert got[i] == pytest.approx(0.5 * (auc(x[i1], y[i1]) + auc(y[i2], x[i2])), abs=1e-12)
+
+
+def test_readme_block_is_regenerated_in_place(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "evidence_script", Path(__file__).resolve().parents[1] / "scripts" / "evidence.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = _run_folder(tmp_path / "run", 6.17, "tie")
+    (run / "reading.md").write_text("### What the demo shows\n\nDSL ties.\n")
+    (run / "verdicts.md").write_text("# Verdicts\n\n## Base MDLM seed 0\n\n| a |\n")
+    (run / "sweep.md").write_text("# Sweep results\n\n32 samples per point.\n\n| t |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{script.BEGIN} x -->\nold text\n{script.END}\n\n### Budget\n")
+    for _ in range(2):                                  # idempotent
+        script.readme(run, readme)
+    text = readme.read_text()
+    assert "old text" not in text and text.count("#### What the demo shows") == 1
+    assert "#### Base MDLM seed 0" in text and "validation NELBO 6.17" in text
+    assert text.endswith(f"{script.END}\n\n### Budget\n")
