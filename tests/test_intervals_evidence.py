@@ -143,3 +143,26 @@ def test_readme_block_is_regenerated_in_place(tmp_path):
     assert "old text" not in text and text.count("#### What the demo shows") == 1
     assert "#### Base MDLM seed 0" in text and "validation NELBO 6.17" in text
     assert text.endswith(f"{script.END}\n\n### Budget\n")
+
+
+from test_sweep import ckpts  # noqa: E402,F401  (the tiny checkpoints fixture)
+
+
+@pytest.mark.slow
+def test_same_seed_same_machine_gives_the_same_table(ckpts, tmp_path):  # noqa: F811
+    """Two sweeps in fresh folders (same seed, real samplers, intervals included) agree exactly."""
+    from dslm.evaluate.sweep import SweepConfig, run_sweep
+
+    docs = []
+    for name in ("a", "b"):
+        cfg = SweepConfig(models=[("M", ckpts["mdlm"]), ("D", ckpts["dsl"])],
+                          samplers=["mdlm", "dsl-mdlm"], steps=[4], out=str(tmp_path / name),
+                          num_samples=12, seq_len=8, reference=ckpts["reference"],
+                          judge=ckpts["ar"], featurizer=ckpts["ar"], device="cpu")
+        docs.append(run_sweep(cfg, progress=False))
+    keys = ("gen_ppl", "gen_ppl_ci", "mauve", "mauve_ci", "entropy", "nfe", "per_sample")
+    a, b = docs
+    assert a["points"].keys() == b["points"].keys() and len(a["points"]) == 2
+    for k in a["points"]:
+        assert {x: a["points"][k][x] for x in keys} == {x: b["points"][k][x] for x in keys}
+    assert a["reference"]["gen_ppl_ci"] == b["reference"]["gen_ppl_ci"]
