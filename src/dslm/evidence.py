@@ -156,6 +156,17 @@ def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
             "Each section is generated from the files of one `dslm demo` run (demo.json, "
             "sweep.json, verdicts.json, reading.md) copied next to it; rerun "
             "`python scripts/evidence.py render` after a new run.", "",
+            "Protocol. Every corpus runs `dslm demo` with the repository's defaults, only "
+            "`--corpus` changed (seed 0): two base MDLMs (seeds 0 and 1), DSL fine-tune vs an "
+            "equal-update MDLM control from each (three continuation seeds from base 0, one from "
+            "base 1), a table sweep of the seed-0 pair at T = 8/16/32, and paired comparisons of "
+            "dsl-mdlm vs mdlm and dsl-remdm-loop vs remdm-loop at the same T. Gen PPL is "
+            "SmolLM2-135M's perplexity of each text's first 64 SmolLM2 tokens (lower is better); "
+            "MAUVE compares all-MiniLM-L6-v2 features of the samples with held-out text (higher "
+            "is better). Intervals are 95% percentile bootstraps over samples; a verdict is "
+            "`better` / `worse` when the paired interval of the gen-PPL ratio DSL / control lies "
+            "below / above 1, else `tie`. Wall seconds depend on what else ran on the machine; "
+            "CPU-seconds (user + system, all threads) measure the work.", "",
             "| corpus | MDLM NELBO end (base seed 0) | unigram entropy | DSL better / tie / worse | "
             "demo wall s | demo CPU-s |", "|---|---|---|---|---|---|"]
     body = []
