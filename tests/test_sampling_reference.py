@@ -1,0 +1,76 @@
+"""Fixed-seed tokens of every sampler against a saved reference (CPU, float32).
+
+Speed work on the samplers (fewer host syncs, cheaper nucleus and inverse-CDF draws)
+must not change what they draw: the reference in ``tests/data/sampler_reference.json``
+was written by the samplers before that work. Regenerate (only for an intended change
+of the random stream) with ``PYTHONPATH=src python tests/test_sampling_reference.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_model_config
+from dslm.models import build_model
+from dslm.sampling import SAMPLERS, sample
+
+REFERENCE = Path(__file__).parent / "data" / "sampler_reference.json"
+VOCAB, LENGTH, STEPS, N = 70, 16, 8, 4
+CASES = [(name, {}) for name in SAMPLERS] + [
+    ("mdlm", {"top_p": 0.7, "temperature": 0.8}),
+    ("mdlm", {"final_step": "argmax"}),
+    ("dsl-mdlm", {"top_p": 0.9, "carry_over": False}),
+    ("remdm-conf", {"top_p": 1.0}),
+    ("dsl-remdm-loop", {"renoise_snr": 1.0, "carry_over": False}),
+    ("dsl-continuous", {"top_p": 0.8}),
+    ("dsl-continuous", {"drift": "mean", "decode": "argmax"}),
+    ("hybrid", {"eta": 0.1, "top_p": 0.9, "commit_threshold": 0.05}),
+]
+
+
+def _key(name: str, options: dict) -> str:
+    return name + "".join(f" {k}={v}" for k, v in sorted(options.items()))
+
+
+def _model(kind: str):
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(kind, vocab_size=VOCAB)).eval()
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def draw_all() -> dict[str, list]:
+    models = {kind: _model(kind) for kind in ("dsl", "mdlm", "ar")}
+    out = {}
+    for name, options in CASES:
+        model = models[SAMPLERS[name].kinds[0]]
+        res = sample(model, name, N, LENGTH, STEPS, torch.Generator().manual_seed(7), **options)
+        out[_key(name, options)] = res.tokens.tolist()
+    return out
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    torch.set_num_threads(1)
+    return draw_all()
+
+
+@pytest.mark.parametrize("name,options", CASES, ids=[_key(n, o) for n, o in CASES])
+def test_fixed_seed_tokens_match_the_reference(drawn, name, options):
+    reference = json.loads(REFERENCE.read_text())
+    assert drawn[_key(name, options)] == reference[_key(name, options)]
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    torch.set_num_threads(1)
+    REFERENCE.write_text(json.dumps(draw_all(), indent=0) + "\n")
+    print(f"wrote {REFERENCE}")
