@@ -67,6 +67,37 @@ def test_fixed_seed_tokens_match_the_reference(drawn, name, options):
     assert drawn[_key(name, options)] == reference[_key(name, options)]
 
 
+def test_two_level_inverse_cdf_matches_the_dense_search():
+    """``common._invert_cdf`` (block sums, then one block) draws what the dense rule
+    ``searchsorted(cumsum(p), u F(V))`` draws, on rows with zeros (as after a nucleus cut),
+    rows shorter and longer than a block, a u at the top of [0, 1), and never a p = 0 token."""
+    from dslm.sampling.common import _invert_cdf
+
+    def dense(p, u):
+        cdf = p.double().cumsum(dim=-1)
+        ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
+        last = torch.where(p > 0, torch.arange(p.shape[-1]), 0).amax(dim=-1)
+        return torch.minimum(ids, last)
+
+    g = torch.Generator().manual_seed(0)
+    for v in (5, 256, 257, 3000):
+        for dtype in (torch.float32, torch.float64):
+            p = torch.softmax(3 * torch.randn(400, v, generator=g, dtype=torch.float64), -1)
+            p = (p * (torch.rand(400, v, generator=g) > 0.3)).to(dtype)
+            p[0] = 0
+            p[0, 0] = 1.0
+            p[1] = 0
+            p[1, v - 1] = 0.5
+            p[3] = 0
+            p[3, :2] = 0.5
+            u = torch.rand(400, 1, generator=g, dtype=torch.float64)
+            u[2] = 1 - 2 ** -53
+            ids = _invert_cdf(p, u)
+            assert torch.equal(ids, dense(p, u))
+            nonzero_rows = p.sum(-1) > 0
+            assert bool((p.gather(1, ids[:, None]).squeeze(1)[nonzero_rows] > 0).all())
+
+
 if __name__ == "__main__":
     import sys
 

@@ -99,17 +99,53 @@ def token_probs(scores: torch.Tensor, opts: TokenOptions) -> torch.Tensor:
     return nucleus(torch.softmax(logits, dim=-1), opts.top_p, keys=keys)
 
 
+#: Columns per block of the two-level inverse-CDF search (``_invert_cdf``).
+CDF_BLOCK = 256
+
+
+def _last_positive(vals: torch.Tensor) -> torch.Tensor:
+    """Index of the last entry > 0 per row of ``vals`` [K, n] (0 for a row with none):
+    an argmax over the flipped boolean map (1 byte per entry, no int64 temporary)."""
+    positive = vals > 0
+    last = vals.shape[-1] - 1 - positive.flip(-1).view(torch.uint8).argmax(dim=-1)
+    return torch.where(positive.any(dim=-1), last, 0)
+
+
 def _invert_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The first v with F(v) > u F(V) per row (float64 CDF), never past the last p > 0."""
-    cdf = probs.double().cumsum(dim=-1)
-    ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
-    # the first crossing v has F(v) > F(v - 1), i.e. p_v > 0, so it is never past the last
-    # p > 0; only a u F(V) that rounds up to F(V) (no crossing: ids = V) needs that last
-    # index, found on a flipped boolean map (1 byte per entry, no [K, V] int64 temporary)
-    positive = probs > 0
-    last = probs.shape[-1] - 1 - positive.flip(-1).view(torch.uint8).argmax(dim=-1)
-    last = torch.where(positive.any(dim=-1), last, 0)
-    return torch.minimum(ids, last)
+    """The first v with F(v) > u F(V) per row (float64 CDF), never a token with p = 0.
+
+    Two-level search, so no [K, V] float64 CDF is written: block sums of ``CDF_BLOCK``
+    columns (float64 accumulation) and their cumulative sum locate the block holding the
+    crossing, then the CDF inside that one block (its float64 prefix + the block's
+    entries) locates the token. Mathematically the dense rule ``searchsorted(cumsum(p),
+    u F(V))``; only the summation order of the float64 CDF differs, so a draw can differ
+    from the dense one only when u F(V) lies within float64 rounding (~1e-16) of a CDF
+    step. The crossing v has F(v) > F(v - 1), i.e. p_v > 0; where rounding leaves no
+    crossing (u F(V) rounded up to F(V)), the last token with p > 0 is taken.
+    """
+    k, v = probs.shape
+    blk = min(CDF_BLOCK, v)
+    v0 = v - v % blk
+    sums = probs[:, :v0].reshape(k, v0 // blk, blk).sum(dim=-1, dtype=torch.float64)
+    if v0 < v:
+        sums = torch.cat([sums, probs[:, v0:].sum(dim=-1, keepdim=True, dtype=torch.float64)], 1)
+    cum = sums.cumsum(dim=-1)                                          # [K, blocks]
+    target = u.to(torch.float64) * cum[:, -1:]                         # [K, 1]
+    block = torch.searchsorted(cum, target, right=True).clamp_(max=cum.shape[1] - 1)
+    base = torch.where(block > 0, cum.gather(1, (block - 1).clamp_min(0)), 0.0)
+    cols = block * blk + torch.arange(blk, device=probs.device)        # [K, blk]
+    vals = probs.gather(1, cols.clamp(max=v - 1)).double().masked_fill_(cols >= v, 0.0)
+    local = torch.cat([base, vals], dim=1).cumsum(dim=-1)              # F at the block's start, inside it
+    j = torch.searchsorted(local, target, right=True) - 1              # [K, 1]; blk: none
+    ids = (block * blk + j.clamp(max=blk - 1)).squeeze(-1)
+    # no crossing found: the last p > 0 in this block, else in the last block with mass
+    in_block = (vals > 0).any(dim=-1)
+    last_block = _last_positive(sums)[:, None]
+    cols2 = last_block * blk + torch.arange(blk, device=probs.device)
+    vals2 = probs.gather(1, cols2.clamp(max=v - 1)).masked_fill_(cols2 >= v, 0)
+    fallback = torch.where(in_block, block.squeeze(-1) * blk + _last_positive(vals),
+                           last_block.squeeze(-1) * blk + _last_positive(vals2))
+    return torch.where(j.squeeze(-1) < blk, ids, fallback)
 
 
 def categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
