@@ -111,6 +111,16 @@ def _last_positive(vals: torch.Tensor) -> torch.Tensor:
     return torch.where(positive.any(dim=-1), last, 0)
 
 
+def _invert_cdf_dense(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The first v with F(v) > u F(V) per row (dense float64 CDF), never past the last p > 0.
+    Few kernels: the choice for the few rows a masked step draws (``draw_tokens``)."""
+    cdf = probs.double().cumsum(dim=-1)
+    ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
+    positions = torch.arange(probs.shape[-1], device=probs.device)
+    last = torch.where(probs > 0, positions, 0).amax(dim=-1)        # last token with p > 0
+    return torch.minimum(ids, last)
+
+
 def _invert_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """The first v with F(v) > u F(V) per row (float64 CDF), never a token with p = 0.
 
@@ -153,7 +163,7 @@ def categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     float64 CDF at one float64 uniform per row: the first v with F(v) > u F(V)."""
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64,
                    device=probs.device)
-    return _invert_cdf(probs, u)
+    return _invert_cdf(probs, u)      # K = every position: the two-level search (no [K, V] CDF)
 
 
 def draw_rows(width: int) -> int:
@@ -171,9 +181,13 @@ def draw_tokens(scores: torch.Tensor, opts: TokenOptions,
     """
     k = scores.shape[0]
     u = torch.rand(k, 1, generator=generator, dtype=torch.float64, device=scores.device)
+    rows = draw_rows(scores.shape[-1])
+    if k <= rows:                       # one chunk (a masked step's few rows): fewest kernels
+        probs = token_probs(scores, opts)
+        ids = _invert_cdf_dense(probs, u)
+        return ids, probs.gather(-1, ids[:, None]).squeeze(-1)
     ids = torch.empty(k, dtype=torch.long, device=scores.device)
     p_ids = torch.empty(k, dtype=torch.float64, device=scores.device)
-    rows = draw_rows(scores.shape[-1])
     for s in range(0, k, rows):
         probs = token_probs(scores[s:s + rows], opts)
         ids[s:s + rows] = _invert_cdf(probs, u[s:s + rows])
