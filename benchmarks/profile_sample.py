@@ -52,7 +52,7 @@ def main() -> None:
                  if "Synchronize" in e.key or e.key.startswith("cudaMemcpy")}
         print(f"\n### {name}, batch {args.batch_size}, T = {args.steps}: wall {wall:.3f}s, network "
               f"{net:.3f}s, outside {100 * (wall - net) / wall:.1f}% (under the profiler); syncs {syncs}")
-        key = "self_cuda_time_total" if gpu else "self_cpu_time_total"
+        key = "self_device_time_total" if gpu else "self_cpu_time_total"
         print(events.table(sort_by=key, row_limit=args.rows, max_name_column_width=48))
         if gpu:
             print(events.table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=48))
