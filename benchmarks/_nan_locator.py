@@ -1,7 +1,8 @@
 """Where a compiled training step first goes non-finite (used by ``bench_train.py``).
 
-Called on the first non-finite compiled loss, before the optimizer step (so the
-parameters are still those that gave it), with the generator state of that step:
+Called on the first compiled step whose loss or gradients are non-finite, before the
+optimizer step (so the parameters are still those that gave it), with the generator
+state of that step:
 
 1. the same batch, the same noise (generator state restored), the same parameters,
    eagerly: the loss, the modules whose eager output is non-finite (forward hooks);
@@ -52,7 +53,9 @@ def locate(model, loss_fn, x, gen, gen_state, compiled_loss, use_amp: bool,
     """See the module docstring. ``loss_fn(module_or_compiled, x, gen)`` -> LossOutput;
     the compiled step's gradients are still in ``p.grad``."""
     began = time.perf_counter()
-    report: dict = {"compiled_loss": float(compiled_loss)}
+    report: dict = {"compiled_loss": float(compiled_loss),
+                    "nonfinite_parameters": [n for n, p in model.named_parameters()
+                                             if not _finite(p.detach())][:8]}
     names = dict(model.named_parameters())
     compiled_grads = {n: p.grad.detach().clone() for n, p in names.items() if p.grad is not None}
     model.zero_grad(set_to_none=True)
@@ -89,6 +92,9 @@ def locate(model, loss_fn, x, gen, gen_state, compiled_loss, use_amp: bool,
             h.remove()
     report["eager_loss"] = float(eager.loss.detach())
     report["eager_nonfinite_modules"] = bad_modules[:20]
+    if report["nonfinite_parameters"]:
+        _say(report, f"parameters already non-finite: {report['nonfinite_parameters']} (an "
+                     "earlier step spread the NaN: this diagnosis is too late)")
     _say(report, f"compiled loss {report['compiled_loss']}, eager loss on the same batch, noise "
                  f"and parameters {report['eager_loss']}; eager modules with non-finite output: "
                  f"{bad_modules[:8] or 'none'}")

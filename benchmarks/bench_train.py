@@ -40,14 +40,16 @@ def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: b
     gen = torch.Generator(device=device).manual_seed(0)
 
     def step(x):
-        # compiled: check each loss before the optimizer step (one host sync per step); the
-        # first non-finite one is located (benchmarks/_nan_locator.py) while the parameters
-        # are still those that gave it
+        # compiled: check each loss and gradient norm before the optimizer step (one host
+        # sync per step); the first non-finite one is located (benchmarks/_nan_locator.py)
+        # while the parameters are still those that gave it. (A check of the loss alone
+        # fired one step late on an H100, 2026-11-27: the loss was finite, the compiled
+        # gradients were not, and the optimizer step had already spread the NaN.)
         state = gen.get_state() if step.check else None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = training_loss(View(forward, model), kind, x, gen)
         out.loss.backward()
-        if step.check and not bool(torch.isfinite(out.loss.detach())):
+        if step.check and not _finite_step(out.loss, params):
             from _nan_locator import locate
 
             step.check = False
@@ -64,6 +66,13 @@ def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: b
     step.fused = any(g.get("fused") for g in opt.param_groups)
     step.model = model
     return step
+
+
+def _finite_step(loss: torch.Tensor, params) -> bool:
+    """Loss and every gradient finite (one host sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack(torch._foreach_norm(grads)) if grads else loss.new_zeros(1)
+    return bool(torch.isfinite(loss.detach()) & torch.isfinite(norms).all())
 
 
 class View:

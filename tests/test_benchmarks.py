@@ -102,8 +102,14 @@ def test_nan_locator_names_the_parameter_with_a_non_finite_gradient():
     gen = torch.Generator().manual_seed(0)
     state = gen.get_state()
     loss_fn = lambda m, xb, g: dsl_loss(m, xb, ScheduleConfig(), g)  # noqa: E731
-    loss_fn(model, x, gen).loss.backward()
+    loss = loss_fn(model, x, gen).loss
+    loss.backward()
+    from bench_train import _finite_step
+
+    params = list(model.parameters())
+    assert _finite_step(loss, params)
     model.backbone.blocks[1].attn_qkv.weight.grad[0, 0] = float("nan")
+    assert not _finite_step(loss, params)        # a finite loss with a NaN gradient is caught
     report = locate(model, loss_fn, x, gen, state, torch.tensor(float("nan")), False,
                     torch.device("cpu"), backend="eager")
     assert report["compiled_nonfinite_grads"] == ["backbone.blocks.1.attn_qkv.weight"]
