@@ -98,6 +98,29 @@ def test_two_level_inverse_cdf_matches_the_dense_search():
             assert bool((p.gather(1, ids[:, None]).squeeze(1)[nonzero_rows] > 0).all())
 
 
+def test_nucleus_mask_equals_the_sorted_scatter_with_ties():
+    """``common.nucleus`` (threshold mask in the original order, optional 32-bit sort keys)
+    gives exactly the stable-sort-and-scatter nucleus, on rows full of ties (bf16 logits)."""
+    from dslm.sampling.common import nucleus
+
+    def scatter_nucleus(probs, top_p):
+        top, idx = probs.sort(dim=-1, descending=True, stable=True)
+        keep = top.cumsum(dim=-1) <= top_p
+        keep[:, 0] = True
+        kept = torch.zeros_like(probs).scatter_(-1, idx, top * keep)
+        return kept / kept.sum(dim=-1, keepdim=True)
+
+    g = torch.Generator().manual_seed(0)
+    for v in (3, 50, 1000):
+        scores = (3 * torch.randn(100, v, generator=g)).to(torch.bfloat16).float()
+        scores[:4] = 0.0                                          # rows of equal scores
+        probs = torch.softmax(scores.double(), dim=-1)
+        for top_p in (0.1, 0.5, 0.9, 0.99):
+            want = scatter_nucleus(probs, top_p)
+            assert torch.equal(nucleus(probs, top_p), want)
+            assert torch.equal(nucleus(probs, top_p, keys=scores), want)
+
+
 if __name__ == "__main__":
     import sys
 

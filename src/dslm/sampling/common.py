@@ -77,13 +77,22 @@ def nucleus(probs: torch.Tensor, top_p: float, first_k: int = 64,
     if top_p >= 1.0 or probs.shape[0] == 0:
         return probs
     if keys is None:
-        top, idx = probs.sort(dim=-1, descending=True, stable=True)
+        keys = probs
+        sorted_keys, idx = probs.sort(dim=-1, descending=True, stable=True)
+        top = sorted_keys
     else:
-        idx = keys.sort(dim=-1, descending=True, stable=True)[1]
+        sorted_keys, idx = keys.sort(dim=-1, descending=True, stable=True)
         top = probs.gather(-1, idx)
-    keep = top.cumsum(dim=-1) <= top_p
+    keep = top.cumsum(dim=-1) <= top_p           # a prefix of the sorted row (cumsum grows)
     keep[:, 0] = True
-    kept = torch.zeros_like(probs).scatter_(-1, idx, top.mul_(keep))
+    # the kept tokens are the first m of the stable order: every key above the m-th key,
+    # and of the keys equal to it (stable: in index order) those up to its index; one
+    # elementwise mask in the original order instead of a scatter
+    cut = keep.sum(dim=-1, keepdim=True) - 1
+    kappa, last = sorted_keys.gather(-1, cut), idx.gather(-1, cut)
+    positions = torch.arange(probs.shape[-1], device=probs.device)
+    kept_mask = (keys > kappa) | ((keys == kappa) & (positions <= last))
+    kept = torch.where(kept_mask, probs, 0.0)
     return kept / kept.sum(dim=-1, keepdim=True)
 
 
