@@ -60,8 +60,11 @@ else
     T_MEM=30; T_EAGER=50; T_COMPILED=${GPU_CHECK_T_COMPILED:-150}; T_SAMPLE=85; T_SAMPLE_C=25; T_PROFILE=40
 fi
 SAMPLERS="mdlm,remdm-loop,dsl-mdlm,dsl-remdm-loop,dsl-continuous,hybrid"
-# default parts: worst case (every part timing out) 355 s; sample_compiled on request
-PARTS=" ${GPU_CHECK_PARTS:-memory train_eager train_compiled sample_eager profile} "
+# default parts on a GPU: worst case (every part timing out) 355 s; sample_compiled on
+# request. The smoke mode runs every part.
+DEFAULT_PARTS="memory train_eager train_compiled sample_eager profile"
+[ "$SMOKE" = 1 ] && DEFAULT_PARTS="$DEFAULT_PARTS sample_compiled"
+PARTS=" ${GPU_CHECK_PARTS:-$DEFAULT_PARTS} "
 want() { case "$PARTS" in *" $1 "*) return 0 ;; esac; return 1; }
 
 part() {   # part NAME SECONDS COMMAND...

@@ -80,6 +80,7 @@ def test_gpu_check_smoke_mode(tmp_path):
         doc = json.loads((tmp_path / f"{part}.json").read_text())
         rows = doc.get("runs") or doc.get("rows")
         assert rows and not any("error" in r for r in rows), part
+    assert "=== profile: exit 0" in log and "### remdm-loop" in log
     train = json.loads((tmp_path / "train_compiled.json").read_text())
     assert train["compile"] and {r["kind"] for r in train["runs"]} == {"dsl", "mdlm", "ar"}
     assert all(r["mfu_square"] > 0 for r in train["runs"])
