@@ -133,6 +133,7 @@ def corpus_section(name: str, folder: Path) -> list[str]:
             f"`{s.get('featurizer')}`" + (f", each text's first {trunc} judge tokens" if trunc else "")
             + "; 95% bootstrap intervals over samples (MAUVE: conditional on its quantisation).", ""]
     out += sampler_table(sweep)
+    out += ["", table_reading(sweep, demo).strip()]
     c = _verdict_counts(verdicts)
     out += ["", f"Verdicts (paired bootstrap, stratified by continuation seed; judge "
             f"`{verdicts.get('judge')}`): DSL better at {c['better']}, tied at {c['tie']}, worse at "
