@@ -40,7 +40,7 @@ def readme_block(folder: Path) -> str:
     table reading of one demo folder, unedited."""
     import json
 
-    from dslm.evidence import table_reading
+    from dslm.evidence import summary_table, table_reading
 
     demo = json.loads((folder / "demo.json").read_text(encoding="utf-8"))
     sweep = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
@@ -55,7 +55,9 @@ def readme_block(folder: Path) -> str:
         "![sweep](docs/demo/sweep.png)", "", table.strip(), "",
         table_reading(sweep, demo).strip(), "",
         f"Stage times of this run (wall s / CPU s): {times}; total {demo['total_seconds']:.0f} s "
-        f"wall, {demo['total_cpu_seconds']:.0f} CPU-s."])
+        f"wall, {demo['total_cpu_seconds']:.0f} CPU-s.", "",
+        "The same demo on every corpus tried (`docs/EVIDENCE.md` has each corpus's tables):", "",
+        *summary_table(default_corpora())])
 
 
 def readme(folder: Path = ROOT / "docs" / "demo", path: Path = ROOT / "README.md") -> None:

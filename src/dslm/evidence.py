@@ -168,19 +168,28 @@ def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
             "`better` / `worse` when the paired interval of the gen-PPL ratio DSL / control lies "
             "below / above 1, else `tie`. Wall seconds depend on what else ran on the machine; "
             "CPU-seconds (user + system, all threads) measure the work.", "",
-            "| corpus | MDLM NELBO end (base seed 0) | unigram entropy | DSL better / tie / worse | "
-            "demo wall s | demo CPU-s |", "|---|---|---|---|---|---|"]
+            *summary_table(corpora)]
     body = []
+    for name, folder in corpora:
+        body += [""] + corpus_section(name, folder)
+    return "\n".join(head + body).rstrip() + "\n"
+
+
+def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
+    """One line per corpus: NELBO end vs H_1, verdict counts, the run's wall and CPU seconds."""
+    lines = ["| corpus | MDLM NELBO end (base seed 0) | unigram entropy | DSL better / tie / worse "
+             "(of 12: 2 pairs x 3 T x 2 base seeds) | demo wall s | demo CPU-s | torch threads |",
+             "|---|---|---|---|---|---|---|"]
     for name, folder in corpora:
         demo, verdicts = _load(folder, "demo.json"), _load(folder, "verdicts.json")
         recipe = demo.get("recipe", {})
         curve = (recipe.get("nelbo") or {}).get("mdlm") or [[0, float("nan")]]
         c = _verdict_counts(verdicts)
-        head.append(f"| {name} | {curve[-1][1]:.2f} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
-                    f"{c['better']} / {c['tie']} / {c['worse']} | {demo.get('total_seconds', 0):.0f} | "
-                    f"{demo.get('total_cpu_seconds', 0):.0f} |")
-        body += [""] + corpus_section(name, folder)
-    return "\n".join(head + body).rstrip() + "\n"
+        lines.append(f"| {name} | {curve[-1][1]:.2f} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
+                     f"{c['better']} / {c['tie']} / {c['worse']} | {demo.get('total_seconds', 0):.0f} | "
+                     f"{demo.get('total_cpu_seconds', 0):.0f} | "
+                     f"{(demo.get('environment') or {}).get('torch_threads', '?')} |")
+    return lines
 
 
 def table_reading(sweep: dict, demo: dict | None = None) -> str:
