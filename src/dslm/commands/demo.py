@@ -13,7 +13,7 @@ def add_arguments(parser) -> None:
                         help="train on this corpus: plain text (documents separated by blank lines) "
                              "or JSON lines with a 'text' field; default: the embedded one")
     parser.add_argument("--quick", action="store_true",
-                        help="a ~2 minute smoke run (few steps, few samples): checks the pipeline only")
+                        help="a smoke run of a few minutes (few steps, few samples): checks the pipeline only")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="DemoConfig overrides, e.g. mdlm_steps=1000 steps=[8,32,128]")
 
