@@ -12,9 +12,10 @@ def _csv(value: str) -> list[str]:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--ckpt", action="append", default=[], metavar="[LABEL=]PATH",
-                   help="a dslm checkpoint or run folder, or an MDLM hub folder / repo id "
-                        "(e.g. kuleshov-group/mdlm-owt); repeatable; LABEL names its rows")
+    from dslm.commands._checks import add_checkpoint_arguments
+
+    add_checkpoint_arguments(p, action="append", default=[], metavar="[LABEL=]PATH",
+                             what="a model to sweep (repeatable; LABEL names its rows)")
     p.add_argument("--ar-baseline", default="", metavar="CKPT",
                    help="AR checkpoint: sampled as the baseline line, and the default judge")
     p.add_argument("--samplers", default=None, help="comma-separated sampler names")
@@ -82,7 +83,8 @@ def build_config(args):
                       out=args.out,
                       seed=args.seed, batch_size=args.batch_size, ar_baseline=args.ar_baseline,
                       eval_batch_size=args.eval_batch_size, device=args.device,
-                      sampler_options=parse_overrides(args.sampler_option))
+                      sampler_options=parse_overrides(args.sampler_option),
+                      trust_checkpoint=args.trust_checkpoint)
     if args.protocol:
         cfg = apply_protocol(cfg, args.protocol)
     return dataclasses.replace(cfg, **given)

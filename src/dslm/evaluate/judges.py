@@ -207,12 +207,10 @@ def load_minilm(device: str | torch.device = "cpu") -> SentenceFeaturizer:
 
 def checkpoint_identity(lm) -> dict:
     """What a dslm-AR or hub judge's figures depend on: its weights file when local."""
-    from dslm.models.checkpoint import WEIGHTS
-
     ident = {"name": lm.name, "kind": "dslm-ar" if lm.__class__.__name__ == "DslmCausalLM" else "hf"}
-    path = getattr(getattr(lm, "model", None), "checkpoint_path", None)
-    if path is not None and (Path(path) / WEIGHTS).is_file():
-        ident.update(file=str(Path(path) / WEIGHTS), sha256=file_sha256(Path(path) / WEIGHTS))
+    path = getattr(lm, "weights_file", None)
+    if path is not None and Path(path).is_file():
+        ident.update(file=str(path), sha256=file_sha256(path))
     return ident
 
 

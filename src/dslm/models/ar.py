@@ -20,6 +20,11 @@ class ARModel(nn.Module):
     kind = "ar"
     fused_head = True      # forward(x, targets=, weights=) -> HeadLoss
 
+    @classmethod
+    def from_tensors(cls, cfg: ModelConfig, tensors: dict) -> "ARModel":
+        """The model for saved ``tensors`` (every tensor is loaded afterwards)."""
+        return cls(cfg)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

@@ -105,6 +105,16 @@ class DSLDenoiser(nn.Module):
                             cfg.mlp_ratio, cfg.dropout, causal=False,
                             activation_checkpointing=cfg.activation_checkpointing)
 
+    @classmethod
+    def from_tensors(cls, cfg: ModelConfig, tensors: dict) -> "DSLDenoiser":
+        """The model for saved ``tensors``: the table E comes from the file, never from
+        the seed, and beta is never re-calibrated (the file holds it)."""
+        if "embed_directions" not in tensors:
+            raise ValueError("checkpoint is missing tensor 'embed_directions'")
+        if cfg.input_beta <= 0:
+            cfg = dataclasses.replace(cfg, input_beta=1.0)
+        return cls(cfg, embeddings=tensors["embed_directions"])
+
     @property
     def embeddings(self) -> torch.Tensor:
         """The unit-sphere table E [V, d] (rows re-normalised if trained)."""

@@ -31,6 +31,11 @@ class MDLMDenoiser(nn.Module):
     kind = "mdlm"
     fused_head = True      # forward(x, sigma, targets=, weights=) -> HeadLoss
 
+    @classmethod
+    def from_tensors(cls, cfg: ModelConfig, tensors: dict) -> "MDLMDenoiser":
+        """The model for saved ``tensors`` (every tensor is loaded afterwards)."""
+        return cls(cfg)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

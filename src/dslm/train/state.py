@@ -134,7 +134,7 @@ def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
 
 def _local_inputs(cfg, init_model) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
-    ckpt = getattr(init_model, "checkpoint_path", None)
+    ckpt = init_model.path if init_model is not None else None
     if ckpt is not None:
         inputs["the starting checkpoint"] = ckpt
         if Path(ckpt).name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"):
