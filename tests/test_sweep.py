@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_model_config
 from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
 from dslm.errors import ConfigError
-from dslm.evaluate import distributed as dd
+from dslm import processes as dd
 from dslm.evaluate.sweep import SweepConfig, run_sweep
 from dslm.models import build_model
 from dslm.models import checkpoint as ck
@@ -131,7 +131,7 @@ def _gloo_worker(rank, world, port, out):
     from dslm.evaluate.sweep import generate
 
     torch.set_num_threads(1)
-    ctx = dd.context()
+    ctx = dd.setup("cpu")
     model = SimpleNamespace(kind="dsl", vocab_size=12, parameters=lambda: iter([torch.zeros(1)]))
     tokens, nfe, _ = generate(FakeSampling().sample, model, "draft", 5, 4, 3, seed=11,
                               batch_size=0, options={}, ctx=ctx)

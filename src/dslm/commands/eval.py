@@ -76,14 +76,13 @@ def _preflight(args) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from dslm.evaluate.lm import load_lm
     from dslm.evaluate.metrics import Evaluator
     from dslm.evaluate.reference import load_reference
     from dslm.evaluate.samples import read_samples
     from dslm.io import atomic_write_json
     from dslm.locks import folder_lock
+    from dslm.processes import resolve_device
     from dslm.provenance import environment, identity
     from dslm.repro import reproducible
 
@@ -98,8 +97,8 @@ def run(args) -> int:
 
         opened = open_checkpoint(args.model, weights=False, trust_pickle=args.trust_checkpoint)
     spec = opened.tokenizer_spec if opened is not None else None
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    with folder_lock(args.out, kind="file"), reproducible(True, 0, torch.device(device).type):
+    device = resolve_device(args.device, what="--device")
+    with folder_lock(args.out, kind="file"), reproducible(True, 0, device.type):
         judge = load_lm(args.judge, device)
         featurizer = None
         reference = None

@@ -27,22 +27,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output file (.jsonl)")
 
 
-def _device(name: str):
-    import torch
-
-    from dslm.errors import SamplingError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SamplingError(f"unknown device '{name}'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SamplingError(f"device '{name}' asked for, but CUDA is not available")
-    return device
-
-
 def run(args) -> int:
     import time
 
@@ -55,6 +39,7 @@ def run(args) -> int:
     from dslm.io import check_disjoint, check_output_file
     from dslm.locks import folder_lock
     from dslm.models.checkpoint import open_checkpoint, resolve
+    from dslm.processes import resolve_device
     from dslm.provenance import environment, identity
     from dslm.repro import reproducible
     from dslm.sampling import get_sampler, sample, sampler_options
@@ -75,7 +60,7 @@ def run(args) -> int:
                    what="--out")
     check_output_file(args.out)
     require_tokenizer_packages(args.ckpt, "dslm sample")
-    device = _device(args.device)
+    device = resolve_device(args.device, what="--device")
     with folder_lock(args.out, kind="file"), reproducible(True, 0, device.type):
         opened = open_checkpoint(args.ckpt, device, trust_pickle=args.trust_checkpoint)
         model = opened.model

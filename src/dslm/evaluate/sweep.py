@@ -8,7 +8,7 @@ and writes ``sweep.json`` and ``sweep.md`` (atomically, after every point) and
 Resumable: a point is keyed by (model, sampler, steps, num_samples, seq_len, seed)
 and a key already in ``sweep.json`` is never recomputed. Samplers that do not fit a
 model's kind are skipped with a note. Under torchrun every rank samples its share
-and rank 0 scores and writes (``dslm.evaluate.distributed``).
+and rank 0 scores and writes (``dslm.processes``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dslm.errors import ConfigError, DSLMError
-from dslm.evaluate import distributed as dd
+from dslm import processes as dd
 from dslm.evaluate import judges, sweepcheck
 from dslm.io import atomic_write_json
 from dslm.provenance import environment
@@ -126,16 +126,8 @@ def _own_seq_len(ckpt: str, trust: bool) -> int:
     return int(open_checkpoint(ckpt, weights=False, trust_pickle=trust).config.seq_len)
 
 
-def _device(cfg: SweepConfig, ctx: dd.DistContext) -> torch.device:
-    if cfg.device:
-        return torch.device(cfg.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", ctx.local_rank)
-    return torch.device("cpu")
-
-
 def generate(sample_fn, model, sampler: str, num_samples: int, seq_len: int, steps: int, seed: int,
-             batch_size: int, options: dict, ctx: dd.DistContext, progress: bool = False
+             batch_size: int, options: dict, ctx: dd.Dist, progress: bool = False
              ) -> tuple[list[list[int]], int, float]:
     """(token lists of all ranks in rank order, NFE, wall seconds) of one sampling run.
 
@@ -164,8 +156,8 @@ class _Sweep:
         self.cfg = cfg
         self.sampling = sampling
         self.progress = progress
-        self.ctx = dd.context()
-        self.device = _device(cfg, self.ctx)
+        self.ctx = dd.setup(cfg.device, "--device")
+        self.device = self.ctx.device
         self.out = Path(cfg.out)
         self.doc = self._load_doc() if self.ctx.is_main else {}
         self._evaluator = None
@@ -291,9 +283,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
     if sampling is None:
         import dslm.sampling as sampling
     cfg.validate()
-    if dd.context().is_main:
+    main = dd.setup(cfg.device, "--device").is_main
+    if main:
         sweepcheck.preflight(cfg, sampling)
-    with folder_lock(cfg.out, enabled=dd.context().is_main), reproducible(True):
+    with folder_lock(cfg.out, enabled=main), reproducible(True):
         return _run_sweep(cfg, progress, sampling)
 
 

@@ -23,7 +23,7 @@ import torch
 
 from dslm.config import to_dict
 from dslm.errors import ConfigError, DataError, TrainingError
-from dslm.train import distributed
+from dslm import processes as distributed
 from dslm.train.batches import BlockStream, train_seed, val_batches, val_seed
 from dslm.train.config import RunConfig, RunModelConfig, resume_differences
 from dslm.train.ema import EMA
@@ -55,7 +55,7 @@ def train(cfg: RunConfig, resume: bool = False, init_model=None,
 
     if isinstance(init_model, torch.nn.Module):
         init_model = Checkpoint(init_model, init_model.config)
-    dist = distributed.setup(cfg.train.device)
+    dist = distributed.setup(cfg.train.device, "config key 'train.device'")
     try:
         with guarded_run(cfg, dist.is_main, init_model, data is None, dist.device.type):
             return _Run(cfg, dist, resume, init_model, progress, data).run()
