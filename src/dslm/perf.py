@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 
 from dslm.models.config import ModelConfig
+from dslm.errors import first_line
 
 
 def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
@@ -188,7 +189,7 @@ class FastNetwork:
                 raise
             import warnings
 
-            warnings.warn(f"torch.compile failed ({e.__class__.__name__}: {str(e).splitlines()[0][:200]}); "
+            warnings.warn(f"torch.compile failed ({e.__class__.__name__}: {first_line(e, 200)}); "
                           "running the model eagerly", RuntimeWarning, stacklevel=2)
             self.fn = self.eager
             out = self._run(self.fn, args, kwargs)

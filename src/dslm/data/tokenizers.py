@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from dslm.errors import CheckpointError, ConfigError, DataError
+from dslm.errors import CheckpointError, ConfigError, DataError, first_line
 
 EOS_TEXT = "<|endoftext|>"
 UNK_TEXT = "\ufffd"
@@ -125,7 +125,7 @@ class BPETokenizer:
         try:
             return cls(Backend.from_file(str(path)))
         except Exception as e:  # tokenizers raises a bare Exception on a bad file
-            raise DataError(f"cannot read BPE tokenizer {path}: {str(e).splitlines()[0]}") from None
+            raise DataError(f"cannot read BPE tokenizer {path}: {first_line(e)}") from None
 
     def encode(self, text: str) -> list[int]:
         return self.backend.encode(text).ids

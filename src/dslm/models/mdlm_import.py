@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import torch
 
-from dslm.errors import CheckpointError, ConfigError, DSLMError
+from dslm.errors import CheckpointError, ConfigError, DSLMError, first_line
 from dslm.models import checkpoint
 from dslm.models.config import PRESETS, ModelConfig
 
@@ -67,10 +67,9 @@ def download(repo_id: str, cache_dir: str | Path | None = None,
         return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
                                       allow_patterns=HUB_PATTERNS))
     except Exception as e:  # network, offline mode, missing repo: all mean "not available"
-        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise CheckpointError(
             f"could not fetch '{repo_id}' from the Hugging Face hub ({e.__class__.__name__}: "
-            f"{reason[:160]}); check the network and HF_HUB_OFFLINE, or pass a local folder "
+            f"{first_line(e, 160)}); check the network and HF_HUB_OFFLINE, or pass a local folder "
             "or .ckpt file") from None
 
 
@@ -220,9 +219,8 @@ def torch_load(path: Path, trust_pickle: bool) -> Any:
                 f"{path} pickles Python objects ({shown or 'not plain tensors'}), which "
                 "safe loading refuses; if you trust this file pass trust_pickle=True "
                 "(CLI: --trust-checkpoint)") from None
-        first = text.splitlines()[0] if text else e.__class__.__name__
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint "
-                              f"({first[:160]})") from None
+                              f"({first_line(e, 160)})") from None
 
 
 def _read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
