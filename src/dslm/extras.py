@@ -45,7 +45,7 @@ COMMAND_MODULES = {
              "dslm.evaluate.samples"],
     "sweep": ["dslm.evaluate.sweep", "dslm.evaluate.report", "dslm.evaluate.metrics",
               "dslm.sampling"],
-    "export": ["dslm.models.hub"],
+    "export": ["dslm.models.export"],
 }
 
 #: Why a package is needed, for the messages.

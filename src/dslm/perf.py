@@ -26,8 +26,8 @@ from typing import Callable
 
 import torch
 
-from dslm.models.config import ModelConfig
 from dslm.errors import first_line
+from dslm.models.config import ModelConfig
 
 
 def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:

@@ -160,8 +160,3 @@ class DSLDenoiser(nn.Module):
             return self.backbone.forward_hidden(h, sigma)
         return HeadLoss(*self.backbone.head_cross_entropy(self.backbone.features(h, sigma),
                                                           targets, weights))
-
-    def posterior_mean(self, y: torch.Tensor) -> torch.Tensor:
-        """xhat(y) = E_p(x|y)[e_x] = softmax(f(y)) @ E: the localization drift, [B, L, d]."""
-        probs = torch.softmax(self(y).float(), dim=-1)
-        return probs @ self.embeddings.float()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from dslm.diffusion.channel import clean_point
 from dslm.diffusion.schedules import LogLinearSchedule
 from dslm.sampling.common import Network
 
@@ -58,7 +59,7 @@ class DSLState:
     def localized(self, x: torch.Tensor) -> torch.Tensor:
         """y [B, L, d] of a discrete state: clean points where revealed, soft/0 where masked."""
         masked = x == self.mask_id
-        y = self.snr_max * self.embeddings[x.masked_fill(masked, 0)]
+        y = clean_point(x.masked_fill(masked, 0), self.embeddings, self.snr_max)
         rest = self.soft if self.soft is not None else torch.zeros((), device=y.device)
         return torch.where(masked.unsqueeze(-1), rest, y)
 
