@@ -81,7 +81,7 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(tmp_path, data, monkeypat
 
     full = train(run_config(tmp_path, "dsl", "full", steps=12, checkpoint_every=4), data=data,
                  progress=False)
-    original = loop._Run._train_step
+    original = loop._Training._train_step
     calls = {"n": 0}
 
     def killed_after_ten(self):
@@ -91,11 +91,11 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(tmp_path, data, monkeypat
         original(self)
 
     cfg = run_config(tmp_path, "dsl", "killed", steps=12, checkpoint_every=4)
-    monkeypatch.setattr(loop._Run, "_train_step", killed_after_ten)
+    monkeypatch.setattr(loop._Training, "_train_step", killed_after_ten)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, data=data, progress=False)
     assert read_metrics(tmp_path / "killed")[-1]["step"] > 8          # logged past the save
-    monkeypatch.setattr(loop._Run, "_train_step", original)
+    monkeypatch.setattr(loop._Training, "_train_step", original)
     resumed = train(cfg, resume=True, data=data, progress=False)
     assert resumed.step == 12
     assert _curve(tmp_path / "killed") == _curve(tmp_path / "full")

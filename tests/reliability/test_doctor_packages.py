@@ -45,7 +45,7 @@ def test_missing_packages_stop_commands_before_work(world, tmp_path, capsys, mon
     def boom(*a, **k):
         raise AssertionError("work started although a needed package is missing")
 
-    monkeypatch.setattr(loop, "_Run", boom)
+    monkeypatch.setattr(loop, "_Training", boom)
     monkeypatch.setattr(ck, "read_weights", boom)
     _hide(monkeypatch, "matplotlib")
     fails(capsys, ["sweep", "--ckpt", f"m={world['mdlm']}", "--samplers", "mdlm", "--steps", 2,

@@ -17,7 +17,7 @@ def no_work(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("expensive work started before validation finished")
 
-    monkeypatch.setattr(loop, "_Run", boom)
+    monkeypatch.setattr(loop, "_Training", boom)
     monkeypatch.setattr(ck, "read_weights", boom)
     monkeypatch.setattr(lm, "load_lm", boom)
 

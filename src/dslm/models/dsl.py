@@ -77,6 +77,29 @@ def initial_beta(cfg: ModelConfig, embeddings: torch.Tensor) -> float:
 class DSLDenoiser(nn.Module):
     kind = "dsl"
     fused_head = True      # forward(y, targets=, weights=) -> HeadLoss (dslm.diffusion.losses)
+    #: ModelConfig fields only a DSL model has (a fine-tune from an MDLM sets them).
+    OWN_FIELDS = ("embed_dim", "embed_seed", "freeze_embed", "snr_max", "mask_weight",
+                  "beta_init", "norm_conditioning", "activation_checkpointing")
+
+    @staticmethod
+    def head_gemms(cfg: ModelConfig, tokens: int) -> list[tuple[int, int, int]]:
+        """(M, K, N) of the matmuls outside the blocks: W_in [V+1 -> h] on the evidence,
+        the evidence <y, E> [d -> V] and the output head [h -> V]."""
+        v = cfg.vocab_size
+        return [(tokens, cfg.hidden_size, v), (tokens, cfg.embed_dim, v), (tokens, v + 1, cfg.hidden_size)]
+
+    @staticmethod
+    def objective(schedule, train, eos_id: int | None = None):
+        """``dsl_loss`` with the run's SNR schedule and recipe flags (``dslm.diffusion.losses``)."""
+        from dslm.diffusion.losses import dsl_loss
+
+        ignore_id = eos_id if train.loss_exclude_eos else None
+
+        def dsl(model, x0, generator):
+            return dsl_loss(model, x0, schedule, generator,
+                            loss_on_revealed=train.loss_on_revealed, mix_lambda=train.mix_lambda,
+                            ignore_id=ignore_id, mix_formula=train.mix_formula)
+        return dsl
 
     def __init__(self, cfg: ModelConfig, embeddings: torch.Tensor | None = None):
         super().__init__()

@@ -33,6 +33,7 @@ from dslm.config import choices
 from dslm.diffusion.channel import clean_point, posterior_mean
 from dslm.errors import SamplingError
 from dslm.sampling.common import Network, Run, TokenOptions, categorical, draw_tokens
+from dslm.sampling.states import LocalizingDenoiser
 
 
 @dataclass
@@ -69,7 +70,7 @@ def snr_grid(points: int, snr_final: float, grid: str, snr_min: float) -> torch.
 class Localizer:
     """The SDE state y [B, L, d] with the given tokens held at their clean points."""
 
-    def __init__(self, model, net: Network, run: Run):
+    def __init__(self, model: LocalizingDenoiser, net: Network, run: Run):
         self.net = net
         self.generator = run.generator
         self.embeddings = model.embeddings.detach().float()

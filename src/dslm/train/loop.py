@@ -58,7 +58,7 @@ def train(cfg: RunConfig, resume: bool = False, init_model=None,
     dist = distributed.setup(cfg.train.device, "config key 'train.device'")
     try:
         with guarded_run(cfg, dist.is_main, init_model, data is None, dist.device.type):
-            return _Run(cfg, dist, resume, init_model, progress, data).run()
+            return _Training(cfg, dist, resume, init_model, progress, data).run()
     finally:
         distributed.teardown(dist)
 
@@ -117,7 +117,7 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-class _Run:
+class _Training:
     """One training run's state; ``run()`` executes it."""
 
     def __init__(self, cfg: RunConfig, dist, resume: bool, init_model, progress: bool, data):

@@ -13,23 +13,20 @@ import dataclasses
 from pathlib import Path
 
 from dslm.models.checkpoint import Checkpoint, open_checkpoint
-
-#: ModelConfig fields that only a DSL model has; the fine-tune config sets them.
-DSL_FIELDS = ("embed_dim", "embed_seed", "freeze_embed", "snr_max", "mask_weight", "beta_init",
-              "norm_conditioning", "activation_checkpointing")
+from dslm.models.dsl import DSLDenoiser
 
 
 def finetune_start(source: str | Path, dsl_settings: dict, trust_pickle: bool = False) -> Checkpoint:
     """The MDLM checkpoint at ``source`` (any source ``open_checkpoint`` reads) with its
     model converted to a DSL denoiser (backbone copied).
 
-    ``dsl_settings`` holds DSL-only ModelConfig fields (:data:`DSL_FIELDS`, e.g. the
+    ``dsl_settings`` holds DSL-only ModelConfig fields (``DSLDenoiser.OWN_FIELDS``, e.g. the
     table dimension ``embed_dim``); everything else comes from the MDLM. The path and
     metadata stay the MDLM's, so training reuses its tokenizer.
     """
     from dslm.models.convert import dsl_from_mdlm
 
     mdlm = open_checkpoint(source, expect_kind="mdlm", trust_pickle=trust_pickle)
-    overrides = {k: v for k, v in dsl_settings.items() if k in DSL_FIELDS}
+    overrides = {k: v for k, v in dsl_settings.items() if k in DSLDenoiser.OWN_FIELDS}
     dsl = dsl_from_mdlm(mdlm.model.to("cpu"), **overrides)
     return dataclasses.replace(mdlm, model=dsl, config=dsl.config)
