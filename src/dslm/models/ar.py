@@ -32,11 +32,6 @@ class ARModel(nn.Module):
 
         return lambda model, x0, generator: ar_loss(model, x0, generator)
 
-    @classmethod
-    def from_tensors(cls, cfg: ModelConfig, tensors: dict) -> "ARModel":
-        """The model for saved ``tensors`` (every tensor is loaded afterwards)."""
-        return cls(cfg)
-
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

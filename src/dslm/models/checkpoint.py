@@ -144,13 +144,15 @@ def check_state_dict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], w
 
 
 def build_from_tensors(cfg, tensors: dict[str, torch.Tensor], meta: bool = False) -> torch.nn.Module:
-    """The model of ``cfg`` for saved ``tensors`` (the model class decides what it takes
-    from them, e.g. DSL's table E); on the meta device (no memory) to check shapes first."""
+    """The model of ``cfg`` for saved ``tensors``, on the meta device (no memory) to check
+    shapes first. A class that needs more than its config (DSL: the table E from the
+    file) says so in ``from_tensors``; the others are built from the config and loaded."""
     from dslm.models import MODEL_KINDS
 
+    cls = MODEL_KINDS[cfg.kind]
     try:
         with torch.device("meta") if meta else contextlib.nullcontext():
-            return MODEL_KINDS[cfg.kind].from_tensors(cfg, tensors)
+            return cls.from_tensors(cfg, tensors) if hasattr(cls, "from_tensors") else cls(cfg)
     except (ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint does not match its config: {first_line(e)}") from None
 

@@ -48,11 +48,6 @@ class MDLMDenoiser(nn.Module):
             return mdlm_loss(model, x0, generator, weighting=weighting)
         return mdlm
 
-    @classmethod
-    def from_tensors(cls, cfg: ModelConfig, tensors: dict) -> "MDLMDenoiser":
-        """The model for saved ``tensors`` (every tensor is loaded afterwards)."""
-        return cls(cfg)
-
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
