@@ -13,8 +13,14 @@ Layout (one home per idea):
 __version__ = "0.1.0"
 
 
-def from_pretrained(name_or_dir, **kwargs):
-    """Load a dslm model from a local checkpoint directory or a hub repository id."""
-    from dslm.models.hub import from_pretrained as _fp
+def open_checkpoint(source, **kwargs):
+    """A ``Checkpoint`` (model, tokenizer, run config, metadata) of any source: see
+    ``dslm.models.checkpoint.open_checkpoint``."""
+    from dslm.models.checkpoint import open_checkpoint as _open
 
-    return _fp(name_or_dir, **kwargs)
+    return _open(source, **kwargs)
+
+
+def from_pretrained(name_or_dir, **kwargs):
+    """The model of a checkpoint folder, MDLM folder or ``.ckpt``, or hub repository id."""
+    return open_checkpoint(name_or_dir, **kwargs).model

@@ -165,7 +165,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     """Run (or resume) every stage; returns the table sweep's results document."""
     from dslm.train import train
-    from dslm.train.starts import continue_from, finetune_start
+    from dslm.models.checkpoint import open_checkpoint
+    from dslm.train.starts import finetune_start
     from dslm.train.state import STATE_DIR
 
     cfg.validate()
@@ -189,7 +190,7 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
             c, lambda: finetune_start(b, dataclasses.asdict(c.model))))
         ctl_cfg = _run_config(cfg, "mdlm", out / f"mdlm-control{suffix}", cfg.extra_steps, "extra", seed)
         timer.run(f"mdlm-control{suffix}", lambda c=ctl_cfg, b=base: continuation(
-            c, lambda: continue_from(b, "mdlm")))
+            c, lambda: open_checkpoint(b, expect_kind="mdlm")))
     ar_cfg = _run_config(cfg, "ar", out / "ar", cfg.ar_steps, "ar", cfg.seed)
     timer.run("ar", lambda: train(ar_cfg, resume=True, progress=progress))
 

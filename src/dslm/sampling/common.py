@@ -326,7 +326,8 @@ class Network:
 
 @dataclass
 class Run:
-    """What a sampler is given besides the model and its options."""
+    """What a sampler is given besides the model and its options; ``net`` is the counted
+    network that ``sample()`` owns (samplers call it, never replace it)."""
 
     constraints: Constraints
     steps: int

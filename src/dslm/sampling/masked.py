@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from dslm.config import choices
-from dslm.sampling.common import Network, Run, TokenOptions, draw_tokens, model_device, uniform
+from dslm.sampling.common import Run, TokenOptions, draw_tokens, uniform
 from dslm.sampling.states import token_state
 
 
@@ -167,7 +167,6 @@ def noise_removal(state, x: torch.Tensor, fixed: torch.Tensor, scores: torch.Ten
 def run_masked(model, opts, run: Run, plan: list[Step], remasking, renoise_snr: float = 0.0,
                carry_over: bool = True) -> tuple[torch.Tensor, dict]:
     """Masked diffusion from the all-[MASK] state (given tokens revealed) on MDLM or DSL."""
-    run.net = Network(model, model_device(model))
     state = token_state(model, run.net, run.generator, renoise_snr)
     c = run.constraints
     x = torch.where(c.fixed, c.ids, torch.full_like(c.ids, state.mask_id))
