@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import time
 from dataclasses import dataclass, field
@@ -228,8 +230,29 @@ def build_constraints(num_samples: int, seq_len: int, vocab_size: int,
 # ---------------------------------------------------------------- the counted network
 
 
+#: The observer of network calls while ``sample`` runs with ``trace=`` (see ``observing``).
+_OBSERVER: contextvars.ContextVar = contextvars.ContextVar("dslm_network_observer", default=None)
+
+
+@contextlib.contextmanager
+def observing(observer):
+    """Every :class:`Network` built inside the block reports its calls to ``observer``
+    (``observer(net, args, kwargs, out)`` after each call); ``None`` = no observer."""
+    token = _OBSERVER.set(observer)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
+
+
 class Network:
-    """Calls ``fn`` and counts each call (one NFE) and the seconds spent inside it."""
+    """Calls ``fn`` and counts each call (one NFE) and the seconds spent inside it.
+
+    The tracing hook: an observer active when the network is built (``observing``) sees
+    every call after it is counted, with what the sampler last declared about its state
+    (``note(tokens=, snr=)``: the discrete state [B, L] and, for DSL, a callable giving
+    the per-position SNR [B, L]). Observers only read; without one ``note`` is a no-op.
+    """
 
     def __init__(self, fn: Callable[..., torch.Tensor], device: torch.device):
         from dslm.perf import fast_network
@@ -238,6 +261,13 @@ class Network:
         self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         self.nfe = 0
         self.seconds = 0.0
+        self.observer = _OBSERVER.get()
+        self.noted: dict[str, Any] = {}
+
+    def note(self, **state) -> None:
+        """Declare the sampler's state for the next call (kept only while observed)."""
+        if self.observer is not None:
+            self.noted = state
 
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         self.sync()
@@ -246,6 +276,8 @@ class Network:
         self.sync()
         self.seconds += time.perf_counter() - start
         self.nfe += 1
+        if self.observer is not None:
+            self.observer(self, args, kwargs, out)
         return out
 
 

@@ -78,8 +78,12 @@ class Localizer:
         self.fixed = c.fixed.unsqueeze(-1)
         clean = self.snr_max * self.embeddings[c.ids]
         self.y = torch.where(self.fixed, clean, torch.zeros_like(clean))
+        self.s = 0.0                     # the SNR reached by the free positions (traces)
+        self.tokens = torch.where(c.fixed, c.ids, -1)
 
     def logits(self) -> torch.Tensor:
+        self.net.note(tokens=self.tokens, snr=lambda: torch.where(
+            self.fixed[..., 0], self.snr_max, self.s))
         return self.net(self.y).float()
 
     def step(self, logits: torch.Tensor, ds: float, drift: str = "sample") -> None:
@@ -94,6 +98,7 @@ class Localizer:
         step = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
         step.mul_(ds ** 0.5).add_(move, alpha=ds)
         self.y.add_(step.masked_fill_(self.fixed, 0.0))
+        self.s += ds
 
     def euler(self, logits: torch.Tensor, ds: float) -> None:
         """The Euler-Maruyama step (``drift="mean"``)."""
