@@ -29,7 +29,7 @@ PACKAGES = {
 #: What each command imports with its defaults (embedded corpus, byte-level BPE, an
 #: offline dslm AR judge): third-party packages, then dslm modules.
 COMMAND_PACKAGES = {
-    "demo": ["datasets", "tokenizers", "mauve", "faiss", "matplotlib"],
+    "demo": ["datasets", "tokenizers", "mauve", "faiss", "matplotlib", "PIL"],
     "train": ["datasets", "tokenizers"],
     "finetune": ["datasets", "tokenizers"],
     "sample": ["tokenizers"],

@@ -167,6 +167,53 @@ def heatmap_png(header: dict, records: list[dict], max_rows: int = 2) -> bytes:
     return buf.getvalue()
 
 
+def quick_heatmap_png(header: dict, records: list[dict], cell: tuple[int, int] = (5, 7)) -> bytes:
+    """The heat-map of :func:`heatmap_png` for sequence 0 drawn with Pillow alone (no
+    matplotlib figure: milliseconds, for the demo report): left the top-1 probability
+    (viridis, 0..1), right the state (log(1 + SNR) for DSL scaled to its maximum,
+    committed / masked otherwise); one row per recorded call, one column per position."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    calls = [r for r in records if r["type"] == "call" and r["batch"] == 0]
+    if not calls:
+        from dslm.trace.record import TraceError
+
+        raise TraceError("the trace holds no recorded network call to draw")
+    prob = np.array([c["prob"][0] for c in calls], dtype=float)
+    if "snr" in calls[0]:
+        state = np.log1p(np.array([c["snr"][0] for c in calls], dtype=float))
+        state, right = state / max(state.max(), 1e-9), "log(1 + SNR)"
+    else:
+        state = np.array([[t >= 0 for t in c["tokens"][0]] for c in calls], dtype=float)
+        right = "committed"
+    panels = [_colour(prob, "viridis"), _colour(state, "magma" if "snr" in calls[0] else "Greys_r")]
+    font = _font(11)
+    (cw, ch), (n, length) = cell, prob.shape
+    pw, ph, top, left, gap = length * cw, n * ch, 30, 38, 16
+    img = Image.new("RGB", (left + 2 * pw + gap + 8, top + ph + 22), "white")
+    draw = ImageDraw.Draw(img)
+    title = f"{header['sampler']} T={header['steps']}: top-1 probability | {right}"
+    draw.text((left, 4), title, fill=(60, 60, 60), font=font)
+    for k, rgb in enumerate(panels):
+        tile = Image.fromarray(rgb).resize((pw, ph), Image.NEAREST)
+        img.paste(tile, (left + k * (pw + gap), top))
+    draw.text((4, top), f"NFE {calls[0]['nfe']}", fill=(90, 90, 90), font=font)
+    draw.text((4, top + ph - 12), f"{calls[-1]['nfe']}", fill=(90, 90, 90), font=font)
+    draw.text((left, top + ph + 4), f"position 0 .. {length - 1}", fill=(90, 90, 90), font=font)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _colour(values, cmap: str):
+    """[n, L] values in [0, 1] -> uint8 RGB through a matplotlib colormap (no figure)."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    return (colormaps[cmap](np.clip(values, 0, 1))[..., :3] * 255).astype(np.uint8)
+
+
 def render_trace(path, out_dir) -> dict[str, Path]:
     """``dslm trace render``: trace.gif, heatmap.png and trace.html in ``out_dir``."""
     from dslm.io import atomic_write_bytes, atomic_write_text
