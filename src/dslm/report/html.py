@@ -162,7 +162,7 @@ def traces_section(traces: list[dict]) -> str:
                      f"{budget}, NFE {t.get('nfe')}</h3>")
         parts.append(_img(Path(t["frames"]), f"{t['sampler']} frames",
                           "four frames, first to final tokens: committed black (green when just "
-                          "committed), DSL evidence in blue (opacity = top-1 probability), "
+                          "committed), DSL evidence in blue (background = top-1 probability), "
                           "masked as underscores"))
         parts.append(_img(Path(t["heatmap"]), f"{t['sampler']} heat-map",
                           "top-1 posterior probability per position over network calls, and "
@@ -194,33 +194,36 @@ def write_demo_report(cfg, out, traces: list[dict] | None = None) -> Path:
     dsl_label, ctl_label = _labels(cfg)
     doc = _read_json(out / "sweep" / "sweep.json")
     body = [f"<h1>dslm demo report</h1><p class=\"muted\">{html.escape(str(out))}: DSL fine-tune "
-            "vs the MDLM control with the same number of updates, on the demo's corpus.</p>"]
+            "vs the MDLM control with the same number of updates, on the demo's corpus.</p>"
+            '<p class="muted">Sections: <a href="#sweep">sweep</a> &middot; <a href="#samples">'
+            'samples</a> &middot; <a href="#traces">traces</a> &middot; <a href="#times">stage '
+            "times</a></p>"]
     for name in ("reading.md", "verdicts.md"):
         if (out / name).is_file():
             body.append(markdown_html((out / name).read_text(encoding="utf-8")))
     if doc:
-        body.append("<h2>Sweep</h2>" + markdown_html(markdown_table(doc)))
+        body.append('<div id="sweep"></div>' + markdown_html(markdown_table(doc)))
         body.append(_img(out / "sweep" / "sweep.png", "sweep plot",
                          "MAUVE and gen PPL against NFE and T"))
         pairs = side_by_side(out, doc, cfg.pairs(), dsl_label, ctl_label)
         if pairs:
-            body.append("<h2>Samples side by side</h2><p class=\"muted\">Sample 0 of each point; "
+            body.append("<h2 id=\"samples\">Samples side by side</h2><p class=\"muted\">Sample 0 of each point; "
                         "the two points share the sampler seed.</p>" + pairs)
     if traces:
-        body.append("<h2>How a sequence forms: one trace per sampler family</h2>"
+        body.append("<h2 id=\"traces\">How a sequence forms: one trace per sampler family</h2>"
                     "<p class=\"muted\">One sequence per sampler, recorded with "
                     "<code>dslm sample --trace</code>'s recorder; files in "
                     "<code>traces/</code> (render any with <code>dslm trace render</code>).</p>"
                     + traces_section(traces))
     analyses = analyses_section(out)
     if analyses:
-        body.append("<h2>Calibration and self-correction</h2>" + analyses)
+        body.append("<h2 id=\"analyses\">Calibration and self-correction</h2>" + analyses)
     times = _read_json(out / "demo.json")
     if times.get("stages"):
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td>"
                        f"<td>{times.get('cpu_stages', {}).get(k, '-')}</td></tr>"
                        for k, v in times["stages"].items())
-        body.append("<h2>Stage times</h2><div class=\"scroll\"><table><tr><th>stage</th>"
+        body.append("<h2 id=\"times\">Stage times</h2><div class=\"scroll\"><table><tr><th>stage</th>"
                     f"<th>wall s</th><th>CPU s</th></tr>{rows}</table></div>")
     page = ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -18,7 +18,7 @@ max-width:980px;color:#222;line-height:1.4}
 h1{font-size:1.3em}h2{font-size:1.1em;margin-top:1.6em}
 img{max-width:100%;height:auto}
 .tok{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:14px;
-white-space:pre-wrap;word-break:break-word;background:#fafafa;border:1px solid #ddd;
+white-space:pre-wrap;overflow-wrap:anywhere;background:#fafafa;border:1px solid #ddd;
 border-radius:6px;padding:10px;margin:8px 0}
 .c{color:#111}.n{color:#111;background:#c8f0c8}.e{color:#1a5ac8}.m{color:#aaa}
 .controls{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:10px 0}
@@ -62,19 +62,21 @@ function show(k){box.textContent='';const f=F[k];lab.textContent=(k+1)+'/'+F.len
 f.r.forEach(function(row,ri){if(ri){box.appendChild(document.createElement('hr'));}
 row.forEach(function(c){const sp=document.createElement('span');sp.className=c[0];
 if(c[0]==='m'){sp.textContent='_';}else{sp.textContent=c[1];}
-if(c[0]==='e'){sp.style.opacity=(0.15+0.85*c[2]).toFixed(2);}
+if(c[0]==='e'){sp.style.background='rgba(26,90,200,'+(0.06+0.5*c[2]).toFixed(2)+')';}
 sp.title='p(top-1) = '+c[2];box.appendChild(sp);box.appendChild(document.createTextNode(' '));});});}
 s.addEventListener('input',function(){show(+s.value);});
 b.addEventListener('click',function(){if(timer){clearInterval(timer);timer=null;b.textContent='play';return;}
 if(+s.value>=F.length-1){s.value=0;}b.textContent='pause';
 timer=setInterval(function(){if(+s.value>=F.length-1){clearInterval(timer);timer=null;b.textContent='play';return;}
 s.value=+s.value+1;show(+s.value);},350);});
+const h=location.hash.match(/frame=(\\d+)/);if(h){s.value=Math.min(Math.max(+h[1]-1,0),F.length-1);}
 show(+s.value);})(__DATA__);
 """
 
 
 def slider_widget(frames: list[Frame], widget_id: str = "trace") -> str:
-    """The slider, its text box and the inline script that fills it."""
+    """The slider, its text box and the inline script that fills it (``#frame=K`` in the
+    page address opens frame K, 1-based)."""
     data = {"id": widget_id, "frames": frames_data(frames)}
     n = len(data["frames"])
     wid = html.escape(widget_id)
@@ -87,7 +89,7 @@ def slider_widget(frames: list[Frame], widget_id: str = "trace") -> str:
 
 LEGEND = ('<p class="legend"><span class="c">committed</span><span class="n">committed at this '
           'call</span><span class="e">not committed, with evidence (DSL SNR &gt; 0): top-1 token, '
-          'opacity = its probability</span><span class="m">_ masked</span></p>')
+          'background strength = its probability</span><span class="m">_ masked</span></p>')
 
 
 def trace_page(header: dict, frames: list[Frame], heatmap: bytes | None = None) -> str:

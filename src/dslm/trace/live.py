@@ -27,9 +27,9 @@ def _style(cell: Cell) -> str:
         return "grey50"
     if cell.kind == "committed":
         return "bold black on green" if cell.changed else "bold"
-    a = 0.15 + 0.85 * min(max(cell.prob, 0.0), 1.0)      # blue over the background
+    a = 0.06 + 0.5 * min(max(cell.prob, 0.0), 1.0)       # background strength = probability
     r, g, b = (round(255 - a * (255 - c)) for c in (25, 90, 200))
-    return f"rgb({r},{g},{b})"
+    return f"rgb(25,90,200) on rgb({r},{g},{b})"
 
 
 def live_text(cells: list[Cell], label: str = ""):

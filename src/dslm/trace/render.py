@@ -2,8 +2,8 @@
 a filmstrip PNG of a few frames, and (``html``) a self-contained page with a step slider.
 
 Colours: committed tokens black (green background on the frame they are committed),
-DSL positions with evidence but not committed in blue, their opacity = the posterior's
-top-1 probability, masked positions as grey underscores.
+DSL positions with evidence but not committed in blue on a blue background whose
+strength is the posterior's top-1 probability, masked positions as grey underscores.
 """
 
 from __future__ import annotations
@@ -79,7 +79,10 @@ def frame_images(frames: list[Frame], title: str = "", columns: int = COLUMNS):
                     continue
                 if cell.kind == "committed" and cell.changed and not f.final:
                     draw.rectangle([x - 1, y, x + len(cell.text) * cw, y + lh - 2], fill=NEW)
-                color = INK if cell.kind == "committed" else _blend(EVIDENCE, 0.15 + 0.85 * cell.prob)
+                if cell.kind == "evidence":      # background strength = top-1 probability
+                    draw.rectangle([x - 1, y, x + len(cell.text) * cw, y + lh - 2],
+                                   fill=_blend(EVIDENCE, 0.06 + 0.5 * cell.prob))
+                color = INK if cell.kind == "committed" else EVIDENCE
                 draw.text((x, y), cell.text, fill=color, font=font)
             top += heights[r] * lh + lh // 2
             if r + 1 < len(layouts):
@@ -167,11 +170,12 @@ def heatmap_png(header: dict, records: list[dict], max_rows: int = 2) -> bytes:
     return buf.getvalue()
 
 
-def quick_heatmap_png(header: dict, records: list[dict], cell: tuple[int, int] = (5, 7)) -> bytes:
+def quick_heatmap_png(header: dict, records: list[dict], width: int = 640) -> bytes:
     """The heat-map of :func:`heatmap_png` for sequence 0 drawn with Pillow alone (no
-    matplotlib figure: milliseconds, for the demo report): left the top-1 probability
-    (viridis, 0..1), right the state (log(1 + SNR) for DSL scaled to its maximum,
-    committed / masked otherwise); one row per recorded call, one column per position."""
+    matplotlib figure: milliseconds, for the demo report): on top the top-1 probability
+    (viridis, 0 dark .. 1 yellow), below the state (log(1 + SNR) for DSL scaled to its
+    maximum, committed light / masked dark otherwise); one row per recorded call (NFE
+    down), one column per position."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -181,26 +185,33 @@ def quick_heatmap_png(header: dict, records: list[dict], cell: tuple[int, int] =
 
         raise TraceError("the trace holds no recorded network call to draw")
     prob = np.array([c["prob"][0] for c in calls], dtype=float)
-    if "snr" in calls[0]:
+    dsl = "snr" in calls[0]
+    if dsl:
         state = np.log1p(np.array([c["snr"][0] for c in calls], dtype=float))
-        state, right = state / max(state.max(), 1e-9), "log(1 + SNR)"
+        state = state / max(state.max(), 1e-9)
     else:
         state = np.array([[t >= 0 for t in c["tokens"][0]] for c in calls], dtype=float)
-        right = "committed"
-    panels = [_colour(prob, "viridis"), _colour(state, "magma" if "snr" in calls[0] else "Greys_r")]
-    font = _font(11)
-    (cw, ch), (n, length) = cell, prob.shape
-    pw, ph, top, left, gap = length * cw, n * ch, 30, 38, 16
-    img = Image.new("RGB", (left + 2 * pw + gap + 8, top + ph + 22), "white")
+    n, length = prob.shape
+    font = _font(12)
+    left, pad, label = 46, 8, 18
+    pw = width - left - pad
+    ph = min(max(n * 8, 60), 220)
+    panels = [(f"top-1 posterior probability (0 dark, 1 yellow)", _colour(prob, "viridis")),
+              ("log(1 + SNR), scaled to its maximum" if dsl else "committed (light) / masked (dark)",
+               _colour(state, "magma" if dsl else "gray"))]
+    height = pad + len(panels) * (label + ph + pad) + label
+    img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    title = f"{header['sampler']} T={header['steps']}: top-1 probability | {right}"
-    draw.text((left, 4), title, fill=(60, 60, 60), font=font)
-    for k, rgb in enumerate(panels):
-        tile = Image.fromarray(rgb).resize((pw, ph), Image.NEAREST)
-        img.paste(tile, (left + k * (pw + gap), top))
-    draw.text((4, top), f"NFE {calls[0]['nfe']}", fill=(90, 90, 90), font=font)
-    draw.text((4, top + ph - 12), f"{calls[-1]['nfe']}", fill=(90, 90, 90), font=font)
-    draw.text((left, top + ph + 4), f"position 0 .. {length - 1}", fill=(90, 90, 90), font=font)
+    y = pad
+    for title, rgb in panels:
+        draw.text((left, y), title, fill=(60, 60, 60), font=font)
+        y += label
+        img.paste(Image.fromarray(rgb).resize((pw, ph), Image.NEAREST), (left, y))
+        draw.text((4, y), f"NFE {calls[0]['nfe']}", fill=(90, 90, 90), font=font)
+        draw.text((4, y + ph - 14), f"NFE {calls[-1]['nfe']}", fill=(90, 90, 90), font=font)
+        y += ph + pad
+    draw.text((left, y), f"position 0 .. {length - 1}  ({header['sampler']}, T = "
+              f"{header['steps']}, {n} calls)", fill=(90, 90, 90), font=font)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
@@ -215,7 +226,8 @@ def _colour(values, cmap: str):
 
 
 def render_trace(path, out_dir) -> dict[str, Path]:
-    """``dslm trace render``: trace.gif, heatmap.png and trace.html in ``out_dir``."""
+    """``dslm trace render``: trace.gif, heatmap.png (matplotlib, with axes and colour bars)
+    and trace.html (the slider and the Pillow heat-map, legible on a phone) in ``out_dir``."""
     from dslm.io import atomic_write_bytes, atomic_write_text
     from dslm.trace.html import trace_page
 
@@ -231,5 +243,5 @@ def render_trace(path, out_dir) -> dict[str, Path]:
     written = {"gif": out / "trace.gif", "heatmap": out / "heatmap.png", "html": out / "trace.html"}
     atomic_write_bytes(written["gif"], gif_bytes(build_frames(header, records, GIF_FRAMES), title))
     atomic_write_bytes(written["heatmap"], heat)
-    atomic_write_text(written["html"], trace_page(header, frames, heat))
+    atomic_write_text(written["html"], trace_page(header, frames, quick_heatmap_png(header, records)))
     return written
