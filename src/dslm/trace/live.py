@@ -1,8 +1,8 @@
 """``dslm sample --live``: the first sequence of each batch redrawn in the terminal at
 every network call, with ``rich``. Same observer protocol as the recorder (it only
 reads), same cell kinds as the pictures: committed tokens bold (green on the call
-that commits them), DSL tokens with evidence in blue dimmed by their probability,
-masked positions as grey underscores."""
+that commits them), DSL tokens with evidence in blue on a background as strong as
+their probability, masked positions as grey underscores."""
 
 from __future__ import annotations
 
