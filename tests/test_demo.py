@@ -63,7 +63,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
         "mdlm", "mdlm-b1", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
         "mdlm-control-b1", "ar", "sweep", "compare", "traces"}
     report = (out / "report.html").read_text()
-    assert "<h2>Sweep</h2>" in report and "How a sequence forms" in report
+    assert "Sweep results" in report and "How a sequence forms" in report
     assert sorted(p.name for p in (out / "traces").glob("*.jsonl")) == sorted(
         f"{s}.jsonl" for s in ("mdlm", "remdm-loop", "dsl-mdlm", "dsl-remdm-loop", "roar-ar",
                                "dsl-continuous", "hybrid", "ar"))
