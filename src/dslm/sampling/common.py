@@ -249,19 +249,20 @@ class Network:
     """Calls ``fn`` and counts each call (one NFE) and the seconds spent inside it.
 
     The tracing hook: an observer active when the network is built (``observing``) sees
-    every call after it is counted, with what the sampler last declared about its state
+    every call after it is counted (or pass ``observer=`` explicitly), with what the
+    sampler last declared about its state
     (``note(tokens=, snr=)``: the discrete state [B, L] and, for DSL, a callable giving
     the per-position SNR [B, L]). Observers only read; without one ``note`` is a no-op.
     """
 
-    def __init__(self, fn: Callable[..., torch.Tensor], device: torch.device):
+    def __init__(self, fn: Callable[..., torch.Tensor], device: torch.device, observer=None):
         from dslm.perf import fast_network
 
         self.fn = fast_network(fn, device)
         self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         self.nfe = 0
         self.seconds = 0.0
-        self.observer = _OBSERVER.get()
+        self.observer = observer if observer is not None else _OBSERVER.get()
         self.noted: dict[str, Any] = {}
 
     def note(self, **state) -> None:
