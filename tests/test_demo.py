@@ -61,7 +61,12 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     timing = json.loads((out / "demo.json").read_text())
     assert set(timing["stages"]) == set(timing["cpu_stages"]) == {
         "mdlm", "mdlm-b1", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
-        "mdlm-control-b1", "ar", "sweep", "compare"}
+        "mdlm-control-b1", "ar", "sweep", "compare", "traces"}
+    report = (out / "report.html").read_text()
+    assert "Sweep results" in report and "How a sequence forms" in report
+    assert sorted(p.name for p in (out / "traces").glob("*.jsonl")) == sorted(
+        f"{s}.jsonl" for s in ("mdlm", "remdm-loop", "dsl-mdlm", "dsl-remdm-loop", "roar-ar",
+                               "dsl-continuous", "hybrid", "ar"))
     # seeds: the continuations differ, the second base MDLM differs from the first
     run_seed = {r: json.loads((out / r / "checkpoint" / "config.json").read_text())
                 ["metadata"]["run_config"]["train"]["seed"] for r in ("mdlm", "mdlm-b1", "dsl-s1", "dsl-b1")}

@@ -17,7 +17,9 @@ Stages (each resumable: a finished stage is not redone, an interrupted one resum
 6. ``compare``       sample every continuation pair with the matched samplers of
                      ``compare`` at ``compare_steps`` (``compare_samples`` per seed), then a
                      paired bootstrap (:mod:`dslm.evaluate.compare`): ``verdicts.{json,md}``
-                     and ``reading.md``, the plain-language reading generated from them.
+                     and ``reading.md``, the plain-language reading generated from them;
+7. ``traces``        one short trace per sampler family (``traces/``), then ``report.html``:
+                     every result above on one self-contained page (:mod:`dslm.report.html`).
 
 ``corpus`` (``dslm demo --corpus FILE``) trains everything on a .txt / .jsonl file
 instead of the configs' corpus; its tokenizer is trained once and cached under
@@ -200,10 +202,20 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 
     timer.doc["recipe"] = recipe_facts(_run_config(cfg, "mdlm", out / "mdlm", 1, "mdlm", cfg.seed).data,
                                        {_base_name(j): out / _base_name(j) for j in range(cfg.base_seeds)})
+    _report(cfg, out, timer)
     timer.doc["total_seconds"] = round(sum(timer.doc["stages"].values()), 1)
     timer.doc["total_cpu_seconds"] = round(sum(timer.doc["cpu_stages"].values()), 1)
     atomic_write_json(out / "demo.json", timer.doc)
     return doc
+
+
+def _report(cfg: DemoConfig, out: Path, timer: _Timer) -> None:
+    """Stage ``traces`` (one short trace per sampler family) and ``report.html`` (dslm.report)."""
+    from dslm.report.html import write_demo_report
+    from dslm.report.traces import record_demo_traces
+
+    traces = timer.run("traces", lambda: record_demo_traces(cfg, out))
+    write_demo_report(cfg, out, traces)
 
 
 def _labels(cfg: DemoConfig) -> tuple[str, str]:

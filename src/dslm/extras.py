@@ -22,18 +22,21 @@ PACKAGES = {
     "faiss": ("faiss-cpu", "full"),
     "matplotlib": ("matplotlib", "full"),
     "scipy": ("scipy", "full"),
+    "PIL": ("pillow", "full"),
+    "rich": ("rich", "full"),
 }
 
 #: What each command imports with its defaults (embedded corpus, byte-level BPE, an
 #: offline dslm AR judge): third-party packages, then dslm modules.
 COMMAND_PACKAGES = {
-    "demo": ["datasets", "tokenizers", "mauve", "faiss", "matplotlib"],
+    "demo": ["datasets", "tokenizers", "mauve", "faiss", "matplotlib", "PIL"],
     "train": ["datasets", "tokenizers"],
     "finetune": ["datasets", "tokenizers"],
     "sample": ["tokenizers"],
     "eval": ["tokenizers", "mauve", "faiss"],
     "sweep": ["datasets", "tokenizers", "mauve", "faiss", "matplotlib"],
     "export": [],
+    "trace": ["matplotlib", "PIL"],
 }
 COMMAND_MODULES = {
     "demo": ["dslm.demo", "dslm.train", "dslm.data.prepare", "dslm.evaluate.sweep",
@@ -46,6 +49,7 @@ COMMAND_MODULES = {
     "sweep": ["dslm.evaluate.sweep", "dslm.evaluate.report", "dslm.evaluate.metrics",
               "dslm.sampling"],
     "export": ["dslm.models.export"],
+    "trace": ["dslm.trace.render", "dslm.trace.html"],
 }
 
 #: Why a package is needed, for the messages.
@@ -58,6 +62,8 @@ PURPOSE = {
     "faiss": "MAUVE's clustering",
     "matplotlib": "sweep.png plots",
     "scipy": "statistical tests",
+    "PIL": "trace pictures",
+    "rich": "the live terminal view",
 }
 
 

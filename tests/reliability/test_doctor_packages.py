@@ -17,7 +17,7 @@ def _hide(monkeypatch, *names):
 
 
 @pytest.mark.parametrize("package,broken", [
-    ("matplotlib", {"sweep", "demo"}),
+    ("matplotlib", {"sweep", "demo", "trace"}),
     ("datasets", {"train", "finetune", "sweep", "demo"}),
     ("tokenizers", {"train", "finetune", "sample", "eval", "sweep", "demo"}),
     ("mauve", {"eval", "sweep", "demo"}),

@@ -42,5 +42,5 @@ def run(args) -> int:
         print(reading.read_text(encoding="utf-8"))
     print(f"table: {sweep / 'sweep.md'}\nplot:  {sweep / 'sweep.png'}\n"
           f"verdicts: {Path(cfg.out) / 'verdicts.md'}\nreading: {reading}\n"
-          f"stage times: {Path(cfg.out) / 'demo.json'}")
+          f"stage times: {Path(cfg.out) / 'demo.json'}\nreport: {Path(cfg.out) / 'report.html'}")
     return 0

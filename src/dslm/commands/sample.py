@@ -25,6 +25,13 @@ def add_arguments(parser) -> None:
                         help="a sampler option, e.g. eta=0.02 or top_p=0.9 (repeatable)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     parser.add_argument("--out", required=True, help="output file (.jsonl)")
+    parser.add_argument("--trace", default=None, metavar="FILE",
+                        help="record every network call of the first sequences (JSON lines; "
+                        "render with dslm trace render)")
+    parser.add_argument("--trace-sequences", type=int, default=4,
+                        help="sequences recorded by --trace (default 4, at most 64)")
+    parser.add_argument("--live", action="store_true",
+                        help="redraw the first sequence as it refines (only on a terminal)")
 
 
 def run(args) -> int:
@@ -59,6 +66,7 @@ def run(args) -> int:
     check_disjoint(args.out, {"the checkpoint": ckpt, "the checkpoint argument": args.ckpt},
                    what="--out")
     check_output_file(args.out)
+    observer, recorder, live = _observers(args, ckpt)
     require_tokenizer_packages(args.ckpt, "dslm sample")
     device = resolve_device(args.device, what="--device")
     with folder_lock(args.out, kind="file"), reproducible(True, 0, device.type):
@@ -75,6 +83,8 @@ def run(args) -> int:
         seq_len = args.seq_len or model.config.seq_len
         provenance = {"checkpoint": identity(args.ckpt), "options": to_plain(resolved),
                       "environment": environment()}
+        if live is not None:
+            live.tokenizer = tokenizer
         gen = device_generator(torch.Generator().manual_seed(args.seed), device)
         size = args.batch_size or args.num_samples
         writer = PartialSamples(args.out)
@@ -83,7 +93,7 @@ def run(args) -> int:
             for start in range(0, args.num_samples, size):     # one generator across batches
                 n = min(size, args.num_samples - start)
                 result = sample(model, args.sampler, n, seq_len, args.steps, gen, batch_size=n,
-                                prefix=prefix, progress=True, **options)
+                                prefix=prefix, progress=live is None, trace=observer, **options)
                 nfe = max(nfe, int(result.nfe))
                 ids = result.tokens.tolist()
                 texts = [tokenizer.decode(t) if tokenizer is not None else "" for t in ids]
@@ -94,17 +104,55 @@ def run(args) -> int:
                 writer.add(records)
                 done += n
         except BaseException:
+            if live is not None:
+                live.close()
             writer.abandon()
             if writer.count:
                 print(f"dslm: note: {writer.count} finished samples are kept in {writer.partial}",
                       file=sys.stderr)
             raise
         writer.finish()
+        if live is not None:
+            live.close()
+        if recorder is not None:
+            recorder.write(args.trace, tokenizer)
+            print(f"wrote the trace of {min(done, args.trace_sequences)} sequence(s) to {args.trace}")
     seconds = time.perf_counter() - began
     rate = done * seq_len / max(seconds, 1e-9)
     print(f"wrote {done} samples of {seq_len} tokens to {args.out} "
           f"({args.sampler}, T={args.steps}, NFE {nfe}, {rate:.0f} tokens/s)")
     return 0
+
+
+def _observers(args, ckpt):
+    """(observer for sample(trace=), the recorder or None, the live view or None)."""
+    from dslm.commands._checks import bounded
+    from dslm.io import check_disjoint, check_output_file
+    from dslm.trace.record import Tee, TraceError, TraceRecorder
+
+    recorder = live = None
+    if args.trace is not None:
+        bounded("--trace-sequences", args.trace_sequences, high=64)
+        check_disjoint(args.trace, {"the checkpoint": ckpt, "--out": args.out}, what="--trace")
+        from pathlib import Path
+
+        if Path(args.trace).resolve() == Path(args.out).resolve():
+            raise TraceError("--trace and --out name the same file")
+        check_output_file(args.trace)
+        recorder = TraceRecorder(max_sequences=args.trace_sequences)
+    if args.live:
+        from dslm.trace.live import LiveView, live_enabled
+
+        if live_enabled(sys.stdout):
+            from dslm.extras import require
+
+            require("rich", "dslm sample --live")
+            live = LiveView()
+        else:
+            print("dslm: note: --live is off: stdout is not a terminal", file=sys.stderr)
+    if recorder is None and live is None:
+        return None, None, None
+    return Tee(recorder, live), recorder, live
 
 
 def to_plain(options) -> dict:

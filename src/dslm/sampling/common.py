@@ -304,15 +304,28 @@ def build_constraints(num_samples: int, seq_len: int, vocab_size: int,
 
 
 class Network:
-    """Calls ``fn`` and counts each call (one NFE) and the seconds spent inside it."""
+    """Calls ``fn`` and counts each call (one NFE) and the seconds spent inside it.
 
-    def __init__(self, fn: Callable[..., torch.Tensor], device: torch.device):
+    The tracing hook: ``observer`` (given by ``sample(trace=...)``) sees every call after
+    it is counted, with what the sampler last declared about its state
+    (``note(tokens=, snr=)``: the discrete state [B, L] and, for DSL, a callable giving
+    the per-position SNR [B, L]). Observers only read; without one ``note`` is a no-op.
+    """
+
+    def __init__(self, fn: Callable[..., torch.Tensor], device: torch.device, observer=None):
         from dslm.perf import fast_network
 
         self.fn = fast_network(fn, device)
         self.sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         self.nfe = 0
         self.seconds = 0.0
+        self.observer = observer
+        self.noted: dict[str, Any] = {}
+
+    def note(self, **state) -> None:
+        """Declare the sampler's state for the next call (kept only while observed)."""
+        if self.observer is not None:
+            self.noted = state
 
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         self.sync()
@@ -321,6 +334,8 @@ class Network:
         self.sync()
         self.seconds += time.perf_counter() - start
         self.nfe += 1
+        if self.observer is not None:
+            self.observer(self, args, kwargs, out)
         return out
 
 

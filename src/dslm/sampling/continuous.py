@@ -79,8 +79,12 @@ class Localizer:
         self.fixed = c.fixed.unsqueeze(-1)
         clean = clean_point(c.ids, self.embeddings, self.snr_max)
         self.y = torch.where(self.fixed, clean, torch.zeros_like(clean))
+        self.s = 0.0                     # the SNR reached by the free positions (traces)
+        self.tokens = torch.where(c.fixed, c.ids, -1)
 
     def logits(self) -> torch.Tensor:
+        self.net.note(tokens=self.tokens, snr=lambda: torch.where(
+            self.fixed[..., 0], self.snr_max, self.s))
         return self.net(self.y).float()
 
     def step(self, logits: torch.Tensor, ds: float, drift: str = "sample") -> None:
@@ -95,6 +99,7 @@ class Localizer:
         step = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
         step.mul_(ds ** 0.5).add_(move, alpha=ds)
         self.y.add_(step.masked_fill_(self.fixed, 0.0))
+        self.s += ds
 
     def euler(self, logits: torch.Tensor, ds: float) -> None:
         """The Euler-Maruyama step (``drift="mean"``)."""

@@ -126,11 +126,14 @@ def _eval_mode(model):
 
 def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
            generator: torch.Generator | None = None, batch_size: int | None = None,
-           prefix=None, infill=None, progress: bool = False, **options) -> SampleResult:
+           prefix=None, infill=None, progress: bool = False, trace=None,
+           **options) -> SampleResult:
     """Draw ``num_samples`` sequences of ``seq_len`` tokens with sampler ``name`` in T = ``steps``.
 
     ``prefix``: prompt ids [P] or [N, P]; ``infill``: (mask [L] or [N, L], ids of the same
-    shape). Given tokens are revealed from the start and never change.
+    shape). Given tokens are revealed from the start and never change. ``trace``: a
+    ``dslm.trace.TraceObserver`` (e.g. ``TraceRecorder``) that sees every network call
+    (it reads only: the tokens drawn are the same with and without it).
     """
     spec = get_sampler(name)
     _check_kind(name, spec, model)
@@ -141,15 +144,21 @@ def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
     gen = device_generator(generator or torch.Generator().manual_seed(0), device)
     size = batch_size or num_samples
     bar = _progress_bar(progress, name, steps * -(-num_samples // size))
+    if trace is not None:
+        trace.start({"sampler": name, "model_kind": model.kind, "vocab_size": model.vocab_size,
+                     "seq_len": seq_len, "steps": steps, "num_samples": num_samples})
     chunks, stats = [], []
     with _eval_mode(model):
         for start in range(0, num_samples, size):
             stop = min(start + size, num_samples)
+            obs = trace.batch(stop - start) if trace is not None else None
             run = Run(constraints.rows(start, stop, device), steps, gen, device,
-                      tick=bar.update if bar is not None else (lambda *a: None),
-                      net=Network(model, device))
+                      tick=_ticker(bar, trace),
+                      net=Network(model, device, observer=obs))
             began = time.perf_counter()
             tokens, batch_stats = spec.run(model, opts, run)
+            if trace is not None:
+                trace.batch_done(tokens)
             batch_stats.update(batch=len(stats), size=stop - start, steps=steps,
                                wall_seconds=time.perf_counter() - began)
             chunks.append(tokens.to("cpu", torch.long))
@@ -157,6 +166,18 @@ def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
     if bar is not None:
         bar.close()
     return SampleResult(torch.cat(chunks), max(s["nfe"] for s in stats), stats)
+
+
+def _ticker(bar, trace):
+    """The per-step callback: the progress bar and the trace observer, if any."""
+    if trace is None:
+        return bar.update if bar is not None else (lambda *a: None)
+
+    def tick(*a):
+        if bar is not None:
+            bar.update(*a)
+        trace.tick()
+    return tick
 
 
 def _progress_bar(enabled: bool, name: str, total: int):

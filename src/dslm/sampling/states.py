@@ -89,7 +89,17 @@ class DSLState:
         return torch.where(masked.unsqueeze(-1), rest, y)
 
     def scores(self, x: torch.Tensor, move_chance=None) -> torch.Tensor:
+        self.net.note(tokens=x, snr=lambda: self.snr(x))
         return self.net(self.localized(x))
+
+    def snr(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-position SNR [B, L] of the state (for traces): snr_max revealed, 0 masked,
+        ``renoise_snr`` where a remasked token kept soft evidence."""
+        masked = x == self.mask_id
+        rest = torch.zeros(x.shape, device=x.device)
+        if self.soft is not None:
+            rest = torch.where(self.soft.abs().sum(-1) > 0, self.renoise_snr, 0.0)
+        return torch.where(masked, rest, self.snr_max)
 
     def remasked(self, x_old: torch.Tensor, remask: torch.Tensor) -> None:
         """Re-noise remasked tokens to SNR ``s_r`` instead of 0 (when ``renoise_snr > 0``)."""
