@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dslm.config import load
 from dslm.data.prepare import prepare_data
-from dslm.demo import DemoConfig, _run_config
+from dslm.demo import _run_config, load_demo_config
 from dslm.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -23,10 +22,10 @@ def _corpus(path: Path, word: str) -> Path:
 
 def test_corpus_flag_reaches_every_stage_and_tokenizer_is_cached_by_content(tmp_path):
     corpus = _corpus(tmp_path / "c.jsonl", "farmer")
-    cfg = load(DemoConfig, None, [f"corpus={corpus}", f"configs={CONFIGS}"])
+    cfg = load_demo_config(None, [f"corpus={corpus}", f"configs={CONFIGS}"])
     runs = {}
-    for name, stage in (("mdlm", "mdlm"), ("dsl", "extra"), ("ar", "ar")):
-        run = _run_config(cfg, name, tmp_path / name, 10, stage, 0)
+    for name in ("mdlm", "dsl", "control", "ar"):
+        run = _run_config(cfg, name, tmp_path / name, 10, 0)
         assert run.data.source == str(corpus)
         runs[name] = run
     data_cfg = runs["mdlm"].data
@@ -45,6 +44,6 @@ def test_corpus_flag_reaches_every_stage_and_tokenizer_is_cached_by_content(tmp_
 
 def test_bad_compare_pair_is_a_config_error():
     with pytest.raises(ConfigError, match="DSL_SAMPLER:CONTROL_SAMPLER"):
-        load(DemoConfig, None, ["compare=[dsl-mdlm]"]).validate()
+        load_demo_config(None, ["compare=[dsl-mdlm]"])
     with pytest.raises(ConfigError, match="demo.seeds"):
-        load(DemoConfig, None, ["seeds=0"]).validate()
+        load_demo_config(None, ["seeds=0"])

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from dslm.data.prepare import prepare_data
-from dslm.demo import STAGE_LR
+from dslm.config import update
+from dslm.demo import load_demo_config
 from dslm.train import train
 from dslm.train.config import load_run_config
 
@@ -37,8 +38,9 @@ def _unigram_entropy(blocks: np.ndarray) -> float:
 
 
 def test_demo_mdlm_recipe_leaves_the_unigram_plateau(tmp_path):
-    overrides = [*STAGE_LR["mdlm"], *SHRINK, f"data.cache_dir={tmp_path / 'cache'}"]
-    cfg = load_run_config(str(CONFIGS / "tiny-mdlm.yaml"), overrides, out_dir=str(tmp_path / "run"))
+    stage = {k: v for k, v in load_demo_config().runs["mdlm"].items() if k != "file"}
+    cfg = update(load_run_config(str(CONFIGS / "tiny-mdlm.yaml"), out_dir=str(tmp_path / "run")), stage)
+    cfg = load_run_config(None, [*SHRINK, f"data.cache_dir={tmp_path / 'cache'}"], base=cfg)
     h1 = _unigram_entropy(prepare_data(cfg.data, progress=False).train)
     train(cfg, progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

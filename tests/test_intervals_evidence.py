@@ -54,10 +54,10 @@ def test_annotate_and_table_show_the_interval():
 
 
 def test_table_reuse_only_when_the_table_holds_every_compared_point(tmp_path):
-    from dslm.demo import DemoConfig
+    from dslm.demo import load_demo_config
     from dslm.demo_compare import table_reuse
 
-    cfg = DemoConfig(out=str(tmp_path))
+    cfg = load_demo_config(flags={"out": str(tmp_path)})
     (tmp_path / "sweep").mkdir()
     assert table_reuse(cfg, tmp_path, ["mdlm", "dsl-mdlm"]) is None          # no sweep.json yet
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"settings": {}, "points": {}}))

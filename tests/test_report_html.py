@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from conftest import tiny_model_config
-from dslm.config import load
-from dslm.demo import DemoConfig, _labels
+from dslm.demo import _labels, load_demo_config
 from dslm.evaluate.sweep import _safe
 from test_trace_render import Resources
 
@@ -31,7 +30,7 @@ def demo_folder(tmp_path_factory):
         model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
         save(model, out / stage / "checkpoint", metadata={"tokenizer": tok.spec()},
              write_extra=tokenizer_writer(tok))
-    cfg = load(DemoConfig, None, [f"out={out}", "steps=[4,8]"])
+    cfg = load_demo_config(None, [f"out={out}", "steps=[4,8]"])
     dsl_label, ctl_label = _labels(cfg)
     points = {}
     (out / "sweep" / "samples").mkdir(parents=True)

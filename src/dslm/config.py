@@ -194,6 +194,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top`` on it; nested mappings merge key by key, other values replace."""
+    out = dict(base)
+    for key, value in top.items():
+        both = isinstance(out.get(key), Mapping) and isinstance(value, Mapping)
+        out[key] = merge(out[key], value) if both else value
+    return out
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with clear errors for a missing, unreadable or malformed file."""
     p = Path(path)

@@ -24,8 +24,9 @@ Stages (each resumable: a finished stage is not redone, an interrupted one resum
 ``corpus`` (``dslm demo --corpus FILE``) trains everything on a .txt / .jsonl file
 instead of the configs' corpus; its tokenizer is trained once and cached under
 ``data.cache_dir``, keyed by the file's content hash. Stage wall and CPU times go to
-``<out>/demo.json``. The run configs are the repository's ``configs/tiny-{mdlm,dsl,ar}.yaml``
-with the demo's step counts; docs/RECIPE.md explains the MDLM recipe.
+``<out>/demo.json``. The settings are ``configs/demo.yaml`` (``dslm demo --config FILE``):
+each stage's run is a run file (``configs/tiny-{mdlm,dsl,ar}.yaml``) with the values of
+``runs.<role>`` and the demo's step counts; docs/RECIPE.md explains the MDLM recipe.
 """
 
 from __future__ import annotations
@@ -43,28 +44,36 @@ from dslm.errors import ConfigError
 from dslm.io import atomic_write_json
 
 
+#: the stage roles of ``DemoConfig.runs``: the base MDLM, the two continuations, the AR model
+RUN_ROLES = ("mdlm", "dsl", "control", "ar")
+
+
 @dataclass
 class DemoConfig:
+    """The demo's settings; their values live in ``configs/demo.yaml`` (:func:`load_demo_config`),
+    the neutral defaults here only type the keys."""
+
     out: str = "results/demo"
-    configs: str = ""                   # folder with tiny-{mdlm,dsl,ar}.yaml; "" = the repo's
+    configs: str = ""                   # folder with the run files of ``runs``; "" = the repo's
     corpus: str = ""                    # .txt / .jsonl corpus for every stage; "" = the configs'
-    mdlm_steps: int = 400               # per base seed; the recipe leaves the plateau (docs/RECIPE.md)
-    extra_steps: int = 100              # DSL fine-tuning = MDLM control continuation, per seed
-    ar_steps: int = 300
-    samplers: list[str] = field(default_factory=lambda: [
-        "mdlm", "remdm-loop", "dsl-mdlm", "dsl-remdm-loop", "roar-ar", "dsl-continuous"])
-    steps: list[int] = field(default_factory=lambda: [8, 16, 32])
-    extra_points: list[str] = field(default_factory=lambda: ["hybrid:16"])
-    num_samples: int = 32               # per table point (no verdict rests on these)
-    seeds: int = 3                      # continuation seeds (DSL and control each) from one base
-    base_seeds: int = 2                 # base MDLMs; the extra ones get one continuation seed
-    compare: list[str] = field(default_factory=lambda: ["dsl-mdlm:mdlm", "dsl-remdm-loop:remdm-loop"])
-    compare_steps: list[int] = field(default_factory=lambda: [8, 16, 32])
-    compare_samples: int = 20           # per extra seed (seed 0's pairs are the table's num_samples)
-    judge_tokens: int = 64              # judge / MAUVE encoder read each text's first N tokens (0: all)
-    eval_batch_size: int = 32           # judge batch (CPU: larger batches are faster per text)
+    mdlm_steps: int = 0
+    extra_steps: int = 0
+    ar_steps: int = 0
+    samplers: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    extra_points: list[str] = field(default_factory=list)
+    num_samples: int = 0
+    seeds: int = 0
+    base_seeds: int = 0
+    compare: list[str] = field(default_factory=list)
+    compare_steps: list[int] = field(default_factory=list)
+    compare_samples: int = 0
+    judge_tokens: int = 0
+    eval_batch_size: int = 0
     seed: int = 0
     device: str = choices("auto", "cpu", "cuda", default="auto")
+    #: role -> {file: a run file under ``configs``, <run-config values>}; see RUN_ROLES
+    runs: dict[str, dict] = field(default_factory=dict)
 
     def validate(self) -> None:
         for key in ("mdlm_steps", "extra_steps", "ar_steps", "num_samples", "seeds",
@@ -81,6 +90,13 @@ class DemoConfig:
         for pair in self.compare:
             if len(pair.split(":")) != 2 or not all(pair.split(":")):
                 raise ConfigError(f"config key 'demo.compare': '{pair}' is not DSL_SAMPLER:CONTROL_SAMPLER")
+        for role in RUN_ROLES:
+            if not isinstance(self.runs.get(role), dict) or not self.runs[role].get("file"):
+                raise ConfigError(f"config key 'demo.runs.{role}' must be a mapping with a run "
+                                  "'file' (e.g. tiny-mdlm.yaml)")
+        if set(self.runs) - set(RUN_ROLES):
+            raise ConfigError(f"config key 'demo.runs': unknown role '{sorted(set(self.runs) - set(RUN_ROLES))[0]}'"
+                              f"; allowed: {', '.join(RUN_ROLES)}")
 
     def pairs(self) -> list[tuple[str, str]]:
         return [tuple(p.split(":")) for p in self.compare]
@@ -98,23 +114,40 @@ def _configs_dir(cfg: DemoConfig) -> Path:
     return path
 
 
-#: lr schedule per stage; both continuation stages (DSL and the MDLM control) get the same one
-#: (peak lr 1e-3, as the DSL config; the MDLM recipe trains its base at 3e-3, docs/RECIPE.md).
-STAGE_LR = {"mdlm": ["train.lr_schedule=constant"],
-            "extra": ["train.lr_schedule=cosine", "train.warmup_steps=20", "train.lr=1e-3"],
-            "ar": []}
+def demo_file(name: str = "demo.yaml") -> Path:
+    """``configs/<name>`` here or in the repository (``demo.yaml``, ``demo-quick.yaml``)."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (root / "configs" / name).is_file():
+            return root / "configs" / name
+    raise ConfigError(f"configs/{name} not found; run from the repository or pass --config FILE")
 
 
-def _run_config(cfg: DemoConfig, name: str, out_dir: Path, steps: int, stage: str, seed: int):
+def load_demo_config(path: str | Path | None = None, overrides: list[str] = (), quick: bool = False,
+                     flags: dict | None = None) -> DemoConfig:
+    """configs/demo.yaml (or ``path``), then configs/demo-quick.yaml if ``quick``, then
+    ``flags`` (the command's options), then ``key=value`` overrides; mappings merge key by key."""
+    from dslm.config import merge, parse_overrides, read_yaml, update
+
+    values = read_yaml(path or demo_file())
+    if quick:
+        values = merge(values, read_yaml(demo_file("demo-quick.yaml")))
+    values = merge(merge(values, flags or {}), parse_overrides(list(overrides)))
+    return update(DemoConfig(), values)
+
+
+def _run_config(cfg: DemoConfig, role: str, out_dir: Path, steps: int, seed: int):
+    """Stage ``role``'s run: its run file, then ``cfg.runs[role]``, then steps/seed/corpus/device."""
+    from dslm.config import update
     from dslm.train.config import load_run_config
 
-    overrides = [f"train.steps={steps}", f"train.seed={seed}",
-                 f"train.checkpoint_every={max(50, steps // 4)}", *STAGE_LR[stage]]
+    values = {k: v for k, v in cfg.runs[role].items() if k != "file"}
+    stage = {"train": {"steps": steps, "seed": seed, "checkpoint_every": max(50, steps // 4)}}
     if cfg.corpus:
-        overrides.append(f"data.source={cfg.corpus}")
+        stage["data"] = {"source": cfg.corpus}
     if cfg.device != "auto":
-        overrides.append(f"train.device={cfg.device}")
-    return load_run_config(str(_configs_dir(cfg) / f"tiny-{name}.yaml"), overrides, out_dir=str(out_dir))
+        stage["train"]["device"] = cfg.device
+    run = load_run_config(str(_configs_dir(cfg) / cfg.runs[role]["file"]), out_dir=str(out_dir))
+    return update(update(run, values), stage)
 
 
 def _cpu_seconds() -> float:
@@ -177,7 +210,7 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     timer = _Timer(out / "demo.json")
 
     for j in range(cfg.base_seeds):
-        base_cfg = _run_config(cfg, "mdlm", out / _base_name(j), cfg.mdlm_steps, "mdlm", cfg.seed + j)
+        base_cfg = _run_config(cfg, "mdlm", out / _base_name(j), cfg.mdlm_steps, cfg.seed + j)
         timer.run(_base_name(j), lambda c=base_cfg: train(c, resume=True, progress=progress))
 
     def continuation(run_cfg, start):
@@ -187,20 +220,20 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 
     for j, k, suffix in _continuations(cfg):
         base, seed = out / _base_name(j), cfg.seed + j + k
-        dsl_cfg = _run_config(cfg, "dsl", out / f"dsl{suffix}", cfg.extra_steps, "extra", seed)
+        dsl_cfg = _run_config(cfg, "dsl", out / f"dsl{suffix}", cfg.extra_steps, seed)
         timer.run(f"dsl{suffix}", lambda c=dsl_cfg, b=base: continuation(
             c, lambda: finetune_start(b, dataclasses.asdict(c.model))))
-        ctl_cfg = _run_config(cfg, "mdlm", out / f"mdlm-control{suffix}", cfg.extra_steps, "extra", seed)
+        ctl_cfg = _run_config(cfg, "control", out / f"mdlm-control{suffix}", cfg.extra_steps, seed)
         timer.run(f"mdlm-control{suffix}", lambda c=ctl_cfg, b=base: continuation(
             c, lambda: open_checkpoint(b, expect_kind="mdlm")))
-    ar_cfg = _run_config(cfg, "ar", out / "ar", cfg.ar_steps, "ar", cfg.seed)
+    ar_cfg = _run_config(cfg, "ar", out / "ar", cfg.ar_steps, cfg.seed)
     timer.run("ar", lambda: train(ar_cfg, resume=True, progress=progress))
 
     doc = timer.run("sweep", lambda: _table_sweep(cfg, out, progress))
     timer.run("compare", lambda: _compare(cfg, out, progress))
     from dslm.evidence import recipe_facts     # NELBO curves vs the corpus's unigram entropy
 
-    timer.doc["recipe"] = recipe_facts(_run_config(cfg, "mdlm", out / "mdlm", 1, "mdlm", cfg.seed).data,
+    timer.doc["recipe"] = recipe_facts(_run_config(cfg, "mdlm", out / "mdlm", 1, cfg.seed).data,
                                        {_base_name(j): out / _base_name(j) for j in range(cfg.base_seeds)})
     _report(cfg, out, timer)
     timer.doc["total_seconds"] = round(sum(timer.doc["stages"].values()), 1)

@@ -51,13 +51,13 @@ def preflight(cfg) -> None:
         raise ConfigError("config key 'demo.steps' is empty")
     require_all(["datasets", "tokenizers", "mauve", "faiss", "matplotlib"], "dslm demo")
     configs = _configs_dir(cfg)
-    for name in ("mdlm", "dsl", "ar"):
-        if not (configs / f"tiny-{name}.yaml").is_file():
-            raise ConfigError(f"no tiny-{name}.yaml in {configs}; pass --configs DIR")
+    for role, run in cfg.runs.items():
+        if not (configs / run["file"]).is_file():
+            raise ConfigError(f"no {run['file']} (demo.runs.{role}) in {configs}; pass --configs DIR")
     out = Path(cfg.out)
-    for name, stage, steps in (("mdlm", "mdlm", cfg.mdlm_steps), ("dsl", "extra", cfg.extra_steps),
-                               ("ar", "ar", cfg.ar_steps)):
-        _run_config(cfg, name, out / name, steps, stage, cfg.seed)   # a bad config fails here
+    for role, steps in (("mdlm", cfg.mdlm_steps), ("dsl", cfg.extra_steps),
+                        ("control", cfg.extra_steps), ("ar", cfg.ar_steps)):
+        _run_config(cfg, role, out / role, steps, cfg.seed)   # a bad config fails here
     check_output_folder(out)
 
 
@@ -66,7 +66,7 @@ def stage_parts(cfg) -> dict[str, dict]:
     from dslm.demo import _configs_dir
 
     configs = _configs_dir(cfg)
-    conf = {n: content_hash(configs / f"tiny-{n}.yaml")[:16] for n in ("mdlm", "dsl", "ar")}
+    conf = {n: content_hash(configs / cfg.runs[n]["file"])[:16] for n in ("mdlm", "dsl", "ar")}
     corpus = getattr(cfg, "corpus", "")
     if corpus and Path(corpus).is_file():
         corpus = "sha256:" + content_hash(Path(corpus))[:16]
