@@ -15,12 +15,9 @@ def gen():
 
 
 def tiny_model_config(kind="dsl", vocab_size=12, **kw):
-    from dslm.models.config import ModelConfig
+    from dslm.models.config import preset
 
-    base = dict(kind=kind, vocab_size=vocab_size, seq_len=16, hidden_size=32, n_blocks=2,
-                n_heads=2, cond_dim=16, embed_dim=8)
-    base.update(kw)
-    return ModelConfig(**base)
+    return preset("micro", kind=kind, vocab_size=vocab_size, **kw)
 
 # Fast tests use the tiny fallback judges; the pretrained ones (tests/test_judges.py, slow)
 # clear this. Judge-score caches go to a throwaway folder, never the user's ~/.cache.

@@ -12,7 +12,7 @@ import torch
 from dslm.diffusion.losses import dsl_loss, mdlm_loss
 from dslm.diffusion.schedules import ScheduleConfig
 from dslm.models import build_model
-from dslm.models.config import ModelConfig
+from dslm.models.config import ModelConfig, preset
 from dslm.perf import saved_tensor_bytes, spec_peak
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +95,7 @@ def test_nan_locator_names_the_parameter_with_a_non_finite_gradient():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _nan_locator import locate
 
-    cfg = ModelConfig(kind="dsl", vocab_size=70, seq_len=16, hidden_size=32, n_blocks=2,
-                      n_heads=2, cond_dim=16, embed_dim=8)
+    cfg = preset("micro", kind="dsl", vocab_size=70)
     torch.manual_seed(0)
     model = build_model(cfg).train()
     x = torch.randint(0, 70, (2, 16))

@@ -11,12 +11,9 @@ pytestmark = pytest.mark.slow
 MODEL = """model:
   kind: {kind}
   vocab_size: 0
+  preset: micro
   seq_len: 24
-  hidden_size: 32
   n_blocks: 1
-  n_heads: 2
-  cond_dim: 16
-  embed_dim: 8
 data:
   source: synthetic
   tokenizer: char

@@ -9,15 +9,14 @@ from dslm.diffusion.losses import mdlm_loss
 from dslm.diffusion.schedules import ScheduleConfig
 from dslm.errors import ConfigError
 from dslm.models import build_model
-from dslm.models.config import ModelConfig
+from dslm.models.config import ModelConfig, preset
 from dslm.train.config import TrainConfig
 from dslm.train.objectives import objective_for
 
 
 def _model(**kw):
     torch.manual_seed(0)
-    return build_model(ModelConfig(kind="mdlm", vocab_size=20, seq_len=16, hidden_size=32,
-                                   n_blocks=1, n_heads=2, cond_dim=16, **kw))
+    return build_model(preset("micro", kind="mdlm", vocab_size=20, n_blocks=1, **kw))
 
 
 def test_flat_weighting_is_the_masked_token_mean_and_validation_keeps_the_nelbo():

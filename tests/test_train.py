@@ -20,7 +20,7 @@ from dslm.train.optim import lr_factor
 from dslm.train.state import read_metrics
 
 SEQ = 16
-TINY_MODEL = dict(seq_len=SEQ, hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16, embed_dim=8)
+TINY_MODEL = dict(preset="micro", seq_len=SEQ)
 
 
 def synthetic_data(seq_len=SEQ, documents=300, val_blocks=24) -> PreparedData:

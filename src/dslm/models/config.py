@@ -6,7 +6,8 @@
   * ``ar``:   causal next-token model (the offline judge and the AR baseline).
 
 Presets (the one place each size is written; a run file names one as ``model.preset``):
-``tiny`` (tests, CPU demos) and ``small`` (MDLM's OpenWebText size).
+``micro`` (unit tests: seconds on a CPU), ``tiny`` (CPU demos) and ``small`` (MDLM's
+OpenWebText size).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dslm.config import choices
 from dslm.errors import ConfigError
 
 PRESETS: dict[str, dict] = {
+    "micro": dict(hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16, seq_len=16, embed_dim=8),
     "tiny": dict(hidden_size=128, n_blocks=4, n_heads=4, cond_dim=64, seq_len=128),
     "small": dict(hidden_size=768, n_blocks=12, n_heads=12, cond_dim=128, seq_len=1024,
                   vocab_size=50257, embed_dim=64, dropout=0.1),
