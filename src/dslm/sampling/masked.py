@@ -118,6 +118,8 @@ def masked_diffusion(state, x: torch.Tensor, run: Run, plan: list[Step], remaski
             remasked += int(remask.sum())
             state.remasked(x, remask)
         remasking.update(drawn, p_drawn, remask)
+        if run.observer is not None:
+            run.observer(k, x, new, drawn, remask)
         if not (cache and state.cache_exact) or not torch.equal(new, x):
             scores = None
         x = new

@@ -40,6 +40,7 @@ class SamplerSpec:
     options: type
     kinds: tuple[str, ...]
     summary: str
+    infill: bool = True       # conditions on given tokens anywhere (False: left to right only)
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -66,7 +67,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "hybrid": SamplerSpec(sample_hybrid, HybridOptions, ("dsl",),
                           "continuous phase, commit confident tokens, discrete steps to finish"),
     "ar": SamplerSpec(sample_ar, TokenOptions, ("ar",),
-                      "left-to-right ancestral sampling from the causal model"),
+                      "left-to-right ancestral sampling from the causal model", infill=False),
 }
 
 
@@ -126,7 +127,8 @@ def _eval_mode(model):
 
 def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
            generator: torch.Generator | None = None, batch_size: int | None = None,
-           prefix=None, infill=None, progress: bool = False, **options) -> SampleResult:
+           prefix=None, infill=None, progress: bool = False, observer=None,
+           **options) -> SampleResult:
     """Draw ``num_samples`` sequences of ``seq_len`` tokens with sampler ``name`` in T = ``steps``.
 
     ``prefix``: prompt ids [P] or [N, P]; ``infill``: (mask [L] or [N, L], ids of the same
@@ -146,7 +148,8 @@ def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
         for start in range(0, num_samples, size):
             stop = min(start + size, num_samples)
             run = Run(constraints.rows(start, stop, device), steps, gen, device,
-                      tick=bar.update if bar is not None else (lambda *a: None))
+                      tick=bar.update if bar is not None else (lambda *a: None),
+                      observer=observer)
             began = time.perf_counter()
             tokens, batch_stats = spec.run(model, opts, run)
             batch_stats.update(batch=len(stats), size=stop - start, steps=steps,
