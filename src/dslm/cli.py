@@ -18,7 +18,7 @@ from dslm import __version__
 from dslm.errors import DSLMError
 
 #: Command names in the order ``dslm --help`` lists them; modules not present are skipped.
-COMMANDS = ["demo", "train", "finetune", "sample", "eval", "sweep", "export", "doctor"]
+COMMANDS = ["demo", "train", "finetune", "sample", "eval", "sweep", "analyze", "export", "doctor"]
 
 
 def _load_commands():

@@ -33,6 +33,7 @@ COMMAND_PACKAGES = {
     "sample": ["tokenizers"],
     "eval": ["tokenizers", "mauve", "faiss"],
     "sweep": ["datasets", "tokenizers", "mauve", "faiss", "matplotlib"],
+    "analyze": ["tokenizers", "matplotlib"],
     "export": [],
 }
 COMMAND_MODULES = {
@@ -45,6 +46,8 @@ COMMAND_MODULES = {
              "dslm.evaluate.samples"],
     "sweep": ["dslm.evaluate.sweep", "dslm.evaluate.report", "dslm.evaluate.metrics",
               "dslm.sampling"],
+    "analyze": ["dslm.analyze", "dslm.analyze.calibration", "dslm.analyze.selfcorrection",
+                "dslm.api"],
     "export": ["dslm.models.hub"],
 }
 
