@@ -65,8 +65,9 @@ def nelbo(model, seq: Sequence[int], num_draws: int, generator: torch.Generator)
     u = float(torch.rand((), generator=generator, dtype=torch.float64))
     ks = [min(n - 1, int((j + u) * n / num_draws)) for j in range(num_draws)]
     total = 0.0
-    for start in range(0, num_draws, 64):
-        chunk = ks[start:start + 64]
+    rows = max(1, 2 ** 16 // n)                                   # draws per forward call
+    for start in range(0, num_draws, rows):
+        chunk = ks[start:start + rows]
         keys = torch.rand(len(chunk), n, generator=generator, dtype=torch.float64).to(device)
         rank = keys.argsort(dim=1).argsort(dim=1)                 # a uniform random order
         k = torch.tensor(chunk, device=device)[:, None]
