@@ -140,6 +140,9 @@ def test_counts_of_a_scripted_loop_match_the_hand_count():
     c = sc.count(rec, final, torch.zeros(1, 4, dtype=torch.bool), deltas, ranks, 10)
     s = c.summary()
     assert (c.remasks, c.redecoded, c.changed, c.toward, c.away, c.ties) == (3, 3, 2, 1, 1, 0)
+    assert c.judged == 2
+    sub = sc.judge_deltas(rec.events, final, decode, judge, max_judged=1, seed=0)
+    assert len(sub) == 1 and sub[0] in (-1, 1)
     assert (c.generated, c.wrong, c.redecoded_positions, c.wrong_redecoded) == (4, 2, 3, 1)
     assert s["changed_fraction"] == pytest.approx(2 / 3) and s["toward_fraction"] == 0.5
     assert s["wrong_fraction_never_remasked"] == 1.0            # position 3, never remasked
@@ -236,7 +239,8 @@ def test_cli_self_correction_writes_counts(ckpts, tmp_path, capsys):
     assert [(r["model"], r["steps"]) for r in rows] == [("D", 6), ("D", 12), ("M", 6), ("M", 12)]
     for r in rows:
         assert r["remasks"] >= r["redecoded"] >= r["changed"] >= r["toward"] + r["away"]
-        assert r["reference"] and r["judged"] and r["samples"] == 3
+        assert r["reference"] and r["judge"] and r["samples"] == 3
+        assert r["judged"] == r["changed"]
     assert "| D | dsl-remdm-loop | 6 |" in (out / "self_correction.md").read_text()
     assert main(["analyze", "self-correction", "--ckpt", str(ckpts["ar"]), "--out", str(out)]) == 2
     assert "MDLM or DSL" in capsys.readouterr().err

@@ -9,6 +9,7 @@ Definitions: docs/ANALYSES.md.
 
 from __future__ import annotations
 
+import resource
 import time
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def held_out_blocks(spec: str, tokenizer, seq_len: int, n: int, seed: int = 0,
     return blocks[np.sort(pick)]
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (data workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def judge_log_likelihood(judge):
     """``texts -> log p_J(text)`` (nats) of a ``dslm.evaluate.lm.CausalLM`` judge."""
 
@@ -60,20 +67,21 @@ def judge_log_likelihood(judge):
 
 def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=None,
                   steps=(8, 16), num_samples: int = 4, num_blocks: int = 16,
-                  seed: int = 0, device: str = "cpu") -> dict:
+                  max_judged: int | None = 16, seed: int = 0, device: str = "cpu") -> dict:
     """Both analyses, small, for the demo's DSL model and its MDLM control.
 
     ``blocks``: held-out token blocks [N, L] (the models' tokenizer) or a data spec
-    (``validation`` / a file); ``judge``: a ``CausalLM`` (or a spec ``load_lm`` reads, or
-    None to skip judging); ``reference``: a checkpoint for the wrong-token count (default:
-    the judge when it is a dslm checkpoint, else none). Writes calibration.{json,md,png}
+    (``validation`` / a file); ``judge``: a ``CausalLM`` (or a spec: ``smollm2-135m``, a dslm
+    AR checkpoint, a HF causal LM; or None to skip judging); ``reference``: a checkpoint for the wrong-token count (default:
+    the judge when it is a dslm checkpoint, else none); ``max_judged``: changes judged per
+    (model, T), a seeded subset (SmolLM2 costs about 0.3 CPU-s per text). Writes calibration.{json,md,png}
     and self_correction.{json,md} to ``out_dir``; returns their paths, the summaries and
     the CPU seconds used."""
     from dslm.analyze import calibration as cal
     from dslm.analyze import selfcorrection as sc
     from dslm.api import open_model, tokenizer_of
 
-    began_cpu, began = time.process_time(), time.perf_counter()
+    began_cpu, began = _cpu_seconds(), time.perf_counter()
     models = {"DSL": open_model(dsl_ckpt, device), "MDLM control": open_model(control_ckpt, device)}
     tokenizer = tokenizer_of(models["DSL"])
     seq_len = min(int(m.config.seq_len) for m in models.values())
@@ -84,19 +92,20 @@ def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=N
     paths = cal.write(result, out_dir)
     judge_ll = None
     if isinstance(judge, (str, Path)):
-        from dslm.evaluate.lm import is_dslm_checkpoint, load_lm
+        from dslm.evaluate.judges import load_named
+        from dslm.evaluate.lm import is_dslm_checkpoint
 
         if reference is None and is_dslm_checkpoint(judge):
             reference = judge
-        judge = load_lm(str(judge), device)
+        judge = load_named(str(judge), device)
     if judge is not None:
         judge_ll = judge_log_likelihood(judge)
     ref_model = open_model(reference, device) if reference is not None else None
     rows = sc.self_correction(models, tokenizer, list(steps), num_samples, seed, judge_ll,
-                              ref_model)
+                              ref_model, max_judged=max_judged)
     paths.update({f"self_correction_{k}": v for k, v in sc.write(rows, out_dir).items()})
     return {"paths": paths, "calibration": result.to_dict(), "self_correction": rows,
-            "cpu_seconds": time.process_time() - began_cpu,
+            "cpu_seconds": _cpu_seconds() - began_cpu,
             "wall_seconds": time.perf_counter() - began}
 
 

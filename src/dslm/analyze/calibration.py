@@ -266,7 +266,7 @@ def plot(result: CalibrationResult, path) -> None:
             ax.scatter(xs, ys, s=size, color=colors[label], label=f"{label} ({r['ece']:.3f})")
         ax.set(xlim=(0, 1), ylim=(0, 1), title=row["name"], xlabel="confidence")
         ax.set_ylabel("accuracy")
-        ax.legend(fontsize=7, title="ECE", title_fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, title="ECE", title_fontsize=7, loc="lower right")
     ax = axes.flat[len(result.levels)]
     names = [row["name"] for row in result.levels]
     for label in labels:

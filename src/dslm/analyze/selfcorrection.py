@@ -90,13 +90,17 @@ class EventRecorder:
 # ---------------------------------------------------------------- judge and reference
 
 
-def judge_deltas(events: list[Event], final: torch.Tensor, decode, judge_ll) -> list[float]:
+def judge_deltas(events: list[Event], final: torch.Tensor, decode, judge_ll,
+                 max_judged: int | None = None, seed: int = 0) -> list[float]:
     """Delta per changed event (module doc); ``decode(ids) -> text`` and ``judge_ll(texts)
-    -> log-likelihoods`` (nats). Texts are deduplicated before judging."""
+    -> log-likelihoods`` (nats). With ``max_judged``, a seeded uniform subset of that many
+    changes is judged (a large judge costs two texts per change). Texts are deduplicated."""
+    changed = [e for e in events if e.changed]
+    if max_judged is not None and len(changed) > max_judged:
+        keep = np.sort(np.random.default_rng(seed).choice(len(changed), max_judged, replace=False))
+        changed = [changed[i] for i in keep]
     pairs = []
-    for e in events:
-        if not e.changed:
-            continue
+    for e in changed:
         before, after = final[e.row].tolist(), final[e.row].tolist()
         before[e.pos], after[e.pos] = e.old, e.new
         pairs.append((decode(before), decode(after)))
@@ -147,6 +151,7 @@ class Counts:
     remasks: int = 0
     redecoded: int = 0
     changed: int = 0
+    judged: int = 0               # changes the judge scored (all, or a subset)
     toward: int = 0
     away: int = 0
     ties: int = 0
@@ -162,7 +167,7 @@ class Counts:
 
         return {**{k: v for k, v in self.__dict__.items() if k != "extra"}, **self.extra,
                 "changed_fraction": frac(self.changed, self.redecoded),
-                "toward_fraction": frac(self.toward, self.changed),
+                "toward_fraction": frac(self.toward, self.judged),
                 "wrong_fraction": frac(self.wrong, self.generated),
                 "wrong_fraction_redecoded": frac(self.wrong_redecoded, self.redecoded_positions),
                 "wrong_fraction_never_remasked": frac(self.wrong - self.wrong_redecoded,
@@ -176,6 +181,7 @@ def count(recorder: EventRecorder, final: torch.Tensor, fixed: torch.Tensor, del
     c = Counts(samples=int(final.shape[0]), generated=int(free.sum()), remasks=recorder.remasks)
     c.redecoded = len(recorder.events)
     c.changed = sum(e.changed for e in recorder.events)
+    c.judged = len(deltas)
     c.toward = sum(d > TIE for d in deltas)
     c.away = sum(d < -TIE for d in deltas)
     c.ties = len(deltas) - c.toward - c.away
@@ -191,7 +197,8 @@ def count(recorder: EventRecorder, final: torch.Tensor, fixed: torch.Tensor, del
 
 def run_budget(model, tokenizer, steps: int, num_samples: int, seed: int, judge_ll=None,
                reference=None, wrong_rank: int = WRONG_RANK, seq_len: int | None = None,
-               prompt: str | None = None, **options) -> tuple[Counts, list[str]]:
+               prompt: str | None = None, max_judged: int | None = None,
+               **options) -> tuple[Counts, list[str]]:
     """Sample ``num_samples`` with the model's ReMDM loop at T = ``steps`` (seed ``seed``)
     under an :class:`EventRecorder`, then judge the changes and rank the final tokens."""
     from dslm.api import generate_batch
@@ -209,26 +216,27 @@ def run_budget(model, tokenizer, steps: int, num_samples: int, seed: int, judge_
     fixed = torch.zeros_like(final, dtype=torch.bool)
     if prompt is not None and tokenizer is not None:
         fixed[:, :len(tokenizer.encode(prompt))] = True
-    deltas = (judge_deltas(recorder.events, final, tokenizer.decode, judge_ll)
+    deltas = (judge_deltas(recorder.events, final, tokenizer.decode, judge_ll, max_judged, seed)
               if judge_ll is not None and tokenizer is not None else [])
     ranks = reference_ranks(reference, final) if reference is not None else None
     c = count(recorder, final, fixed, deltas, ranks, wrong_rank)
     c.nfe = out.nfe
     c.extra = {"sampler": sampler, "steps": steps, "seed": seed,
-               "judged": judge_ll is not None, "reference": reference is not None,
+               "judge": judge_ll is not None, "reference": reference is not None,
                "mean_delta": float(np.mean(deltas)) if deltas else None}
     return c, out.texts
 
 
 def self_correction(models: dict, tokenizer, steps_list, num_samples: int = 8, seed: int = 0,
                     judge_ll=None, reference=None, wrong_rank: int = WRONG_RANK,
-                    seq_len: int | None = None, **options) -> list[dict]:
+                    seq_len: int | None = None, max_judged: int | None = None,
+                    **options) -> list[dict]:
     """One summary row per (model label, T): every model sampled with the same seed."""
     rows = []
     for label, model in models.items():
         for steps in steps_list:
             c, _ = run_budget(model, tokenizer, steps, num_samples, seed, judge_ll, reference,
-                              wrong_rank, seq_len, **options)
+                              wrong_rank, seq_len, max_judged=max_judged, **options)
             rows.append({"model": label, **c.summary(), "wrong_rank": wrong_rank})
     return rows
 
@@ -238,17 +246,18 @@ def markdown(rows: list[dict]) -> str:
         return "-" if v is None else f"{100 * v:.1f}%"
 
     lines = ["Per model and step budget T: remasks, re-decodes, how many re-decodes changed the "
-             "token, how many changes the judge prefers (its log-likelihood rises), and the "
+             "token, how many of the judged changes the judge prefers (its log-likelihood "
+             "rises) or not, and the "
              "share of generated tokens outside the reference's top-k at the end "
              "(docs/ANALYSES.md).", "",
              "| model | sampler | T | samples | remasks | re-decoded | changed | toward judge "
-             "| away | wrong at end | wrong, re-decoded | wrong, never remasked |",
+             "/ judged | away | wrong at end | wrong, re-decoded | wrong, never remasked |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['sampler']} | {r['steps']} | {r['samples']} | {r['remasks']} "
             f"| {r['redecoded']} | {r['changed']} ({pct(r['changed_fraction'])}) "
-            f"| {r['toward']} ({pct(r['toward_fraction'])}) | {r['away']} "
+            f"| {r['toward']} / {r['judged']} ({pct(r['toward_fraction'])}) | {r['away']} "
             f"| {pct(r['wrong_fraction']) if r['reference'] else '-'} "
             f"| {pct(r['wrong_fraction_redecoded']) if r['reference'] else '-'} "
             f"| {pct(r['wrong_fraction_never_remasked']) if r['reference'] else '-'} |")

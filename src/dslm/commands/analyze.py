@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
                                    "re-decode, the judge's view of the changes, wrong tokens")
     _common(s)
     s.add_argument("--judge", default=None,
-                   help="causal LM judging changes: a dslm AR checkpoint or a HF name/folder")
+                   help="causal LM judging changes: smollm2-135m, a dslm AR checkpoint or a HF name/folder")
     s.add_argument("--reference", default=None,
                    help="dslm checkpoint (same tokenizer) defining wrong tokens "
                         "(default: the judge if it is a dslm checkpoint)")
@@ -41,6 +41,8 @@ def add_arguments(parser) -> None:
     s.add_argument("--num-samples", type=int, default=8, help="samples per model and T (default 8)")
     s.add_argument("--wrong-rank", type=int, default=10,
                    help="a token is wrong when the reference ranks it below this (default 10)")
+    s.add_argument("--max-judged", type=int, default=None,
+                   help="judge at most this many changes per model and T (a seeded subset)")
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a loop sampler option, e.g. eta=0.05 (repeatable)")
 
@@ -99,6 +101,7 @@ def run(args) -> int:
 
         bounded("--num-samples", args.num_samples)
         bounded("--wrong-rank", args.wrong_rank)
+        bounded("--max-judged", args.max_judged, allow_none=True)
         try:
             steps = [int(t) for t in args.steps.split(",") if t.strip()]
         except ValueError:
@@ -110,9 +113,10 @@ def run(args) -> int:
         judge_ll = reference = None
         ref_spec = args.reference
         if args.judge is not None:
-            from dslm.evaluate.lm import is_dslm_checkpoint, load_lm
+            from dslm.evaluate.judges import load_named
+            from dslm.evaluate.lm import is_dslm_checkpoint
 
-            judge_ll = judge_log_likelihood(load_lm(args.judge, args.device))
+            judge_ll = judge_log_likelihood(load_named(args.judge, args.device))
             if ref_spec is None and is_dslm_checkpoint(args.judge):
                 ref_spec = args.judge
         if ref_spec is not None:
@@ -121,7 +125,8 @@ def run(args) -> int:
             if spec != (next(iter(models.values())).checkpoint_metadata or {}).get("tokenizer"):
                 raise DSLMError(f"reference {ref_spec} uses a different tokenizer from the models")
         rows = sc.self_correction(models, tokenizer, steps, args.num_samples, args.seed, judge_ll,
-                                  reference, args.wrong_rank, **parse_overrides(args.option))
+                                  reference, args.wrong_rank, max_judged=args.max_judged,
+                                  **parse_overrides(args.option))
         paths = sc.write(rows, args.out)
         print(sc.markdown(rows))
     print("wrote " + ", ".join(json.loads(json.dumps(list(paths.values())))))
