@@ -67,7 +67,7 @@ def judge_log_likelihood(judge):
 
 def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=None,
                   steps=(8, 16), num_samples: int = 4, num_blocks: int = 16,
-                  max_judged: int | None = 16, seed: int = 0, device: str = "cpu") -> dict:
+                  max_judged: int | None = 10, seed: int = 0, device: str = "cpu") -> dict:
     """Both analyses, small, for the demo's DSL model and its MDLM control.
 
     ``blocks``: held-out token blocks [N, L] (the models' tokenizer) or a data spec
