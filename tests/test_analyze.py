@@ -244,3 +244,17 @@ def test_cli_self_correction_writes_counts(ckpts, tmp_path, capsys):
     assert "| D | dsl-remdm-loop | 6 |" in (out / "self_correction.md").read_text()
     assert main(["analyze", "self-correction", "--ckpt", str(ckpts["ar"]), "--out", str(out)]) == 2
     assert "MDLM or DSL" in capsys.readouterr().err
+
+
+def test_demo_analyses_writes_both_reports(ckpts, tmp_path):
+    from dslm.analyze import demo_analyses
+
+    blocks = torch.randint(0, 13, (5, 16), generator=torch.Generator().manual_seed(2))
+    got = demo_analyses(ckpts["dsl"], ckpts["mdlm"], blocks, str(ckpts["ar"]), tmp_path / "a",
+                        steps=(6,), num_samples=2, num_blocks=4, max_judged=3)
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["calibration.json", "calibration.md", "calibration.png",
+                     "self_correction.json", "self_correction.md"]
+    assert {r["model"] for r in got["self_correction"]} == {"DSL", "MDLM control"}
+    assert all(r["judged"] <= 3 and r["reference"] for r in got["self_correction"])
+    assert got["calibration"]["levels"][0]["models"]["DSL"]["n"] > 0 and got["cpu_seconds"] > 0
