@@ -103,6 +103,8 @@ def test_cli_calibration_writes_json_png_and_table(ckpts, tmp_path, capsys):
     assert main(["analyze", "calibration", "--ckpt", str(ckpts["dsl"]), "--data", str(text),
                  "--levels", "mask:2", "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("dslm: error: bad corruption level 'mask:2'")
+    assert main(["analyze", "calibration", "--ckpt", str(ckpts["dsl"]), "--out", str(out)]) == 2
+    assert "records no data config" in capsys.readouterr().err          # --data validation
 
 
 # ---------------------------------------------------------------- self-correction
