@@ -254,9 +254,15 @@ class Model:
     def score(self, texts: str | Sequence[str], *, num_draws: int = 16, seed: int = 0,
               per_token: bool = False) -> list[float]:
         """The model's own log-likelihood of each text, in nats (``per_token``: divided by
-        the text's token count). See :func:`dslm.scoring.log_likelihood` for the math:
-        AR exact; MDLM and DSL the negative NELBO, a lower bound, estimated with
-        ``num_draws`` seeded masking draws per text."""
+        the text's token count n).
+
+        * AR: exact, ``log p(x) = sum_i log p(x_i | x_<i)``.
+        * MDLM, DSL: ``-NELBO <= log p(x)``, with ``NELBO = n E_k E_R [ 1/(n - k)
+          sum_{i not in R} -log p(x_i | x_R) ]`` (k ~ U{0..n-1}, R a uniform k-subset
+          revealed, the rest [MASK] / y = 0): the any-order form of MDLM's NELBO, a bound
+          on the distribution their masked samplers draw as T -> infinity; estimated with
+          ``num_draws`` seeded draws, k stratified (``dslm.scoring`` has the derivation).
+        """
         from dslm.scoring import log_likelihood
 
         if self.tokenizer is None:
