@@ -69,8 +69,6 @@ def _models(specs, device):
 
 
 def run(args) -> int:
-    import json
-
     from dslm.commands._checks import bounded, seed
     from dslm.errors import DSLMError
     from dslm.io import check_output_folder
@@ -129,5 +127,5 @@ def run(args) -> int:
                                   **parse_overrides(args.option))
         paths = sc.write(rows, args.out)
         print(sc.markdown(rows))
-    print("wrote " + ", ".join(json.loads(json.dumps(list(paths.values())))))
+    print("wrote " + ", ".join(paths.values()))
     return 0
