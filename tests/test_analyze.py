@@ -260,3 +260,9 @@ def test_demo_analyses_writes_both_reports(ckpts, tmp_path):
     assert {r["model"] for r in got["self_correction"]} == {"DSL", "MDLM control"}
     assert all(r["judged"] <= 3 and r["reference"] for r in got["self_correction"])
     assert got["calibration"]["levels"][0]["models"]["DSL"]["n"] > 0 and got["cpu_seconds"] > 0
+
+
+def test_cli_refuses_an_output_inside_a_checkpoint(ckpts, capsys):
+    code = main(["analyze", "calibration", "--ckpt", str(ckpts["dsl"]), "--data", "x.txt",
+                 "--out", str(ckpts["dsl"] / "inside")])
+    assert code == 2 and capsys.readouterr().err.startswith("dslm: error: ")

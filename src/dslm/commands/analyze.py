@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 HELP = "calibration (ECE, reliability diagrams) and self-correction of denoisers"
 
 
@@ -69,12 +71,26 @@ def _models(specs, device):
 
 
 def run(args) -> int:
-    from dslm.commands._checks import bounded, seed
-    from dslm.errors import DSLMError
-    from dslm.io import check_output_folder
+    from dslm.commands._checks import seed
+    from dslm.io import check_disjoint, check_output_folder
+    from dslm.locks import folder_lock
 
     seed("--seed", args.seed)
+    inputs = {f"checkpoint {c}": c.partition("=")[2] or c for c in args.ckpt}
+    for key in ("data", "judge", "reference"):
+        value = getattr(args, key, None)
+        if value is not None and os.path.exists(value):
+            inputs[f"--{key}"] = value
+    check_disjoint(args.out, inputs)
     check_output_folder(args.out)
+    with folder_lock(args.out):
+        return _run(args)
+
+
+def _run(args) -> int:
+    from dslm.commands._checks import bounded
+    from dslm.errors import DSLMError
+
     models, sources, tokenizer = _models(args.ckpt, args.device)
     first = next(iter(sources.values()))
     if args.analysis == "calibration":
