@@ -40,17 +40,39 @@ def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: b
     gen = torch.Generator(device=device).manual_seed(0)
 
     def step(x):
+        # compiled: check each loss and gradient norm before the optimizer step (one host
+        # sync per step); the first non-finite one is located (benchmarks/_nan_locator.py)
+        # while the parameters are still those that gave it. (A check of the loss alone
+        # fired one step late on an H100, 2026-11-27: the loss was finite, the compiled
+        # gradients were not, and the optimizer step had already spread the NaN.)
+        state = gen.get_state() if step.check else None
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             out = training_loss(View(forward, model), kind, x, gen)
         out.loss.backward()
+        if step.check and not _finite_step(out.loss, params):
+            from _nan_locator import locate
+
+            step.check = False
+            step.nan_report = locate(model, lambda m, xb, g: training_loss(View(m, model), kind, xb, g),
+                                     x, gen, state, out.loss.detach(), use_amp, device,
+                                     backend=backend)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         return out.loss
 
+    step.check = compiled and not getattr(make_step, "no_check", False)
+    step.nan_report = None
     step.fused = any(g.get("fused") for g in opt.param_groups)
     step.model = model
     return step
+
+
+def _finite_step(loss: torch.Tensor, params) -> bool:
+    """Loss and every gradient finite (one host sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack(torch._foreach_norm(grads)) if grads else loss.new_zeros(1)
+    return bool(torch.isfinite(loss.detach()) & torch.isfinite(norms).all())
 
 
 class View:
@@ -87,6 +109,8 @@ def run_batch(step, cfg, kind: str, batch: int, steps: int, warmup: int, device,
            "tokens_per_cpu_s": batch * cfg.seq_len / cpu_dt, "loss": float(loss.detach())}
     if gpu:
         out["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    if getattr(step, "nan_report", None) is not None:
+        out["nan_locator"], step.nan_report = step.nan_report, None
     return out
 
 

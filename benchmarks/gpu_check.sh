@@ -3,11 +3,16 @@
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]            # on a GPU; OUT_DIR default benchmarks/results
 #   bash benchmarks/gpu_check.sh --smoke [OUT_DIR]    # the same scripts at tiny sizes on the CPU
+#   GPU_CHECK_PARTS="sample_eager profile" bash benchmarks/gpu_check.sh OUT   # some parts only
+#   (parts: memory train_eager train_compiled sample_eager profile sample_compiled; the last
+#   is not in the default set)
 #
 # Needs python3 with torch (+ safetensors, numpy, pyyaml, tqdm); runs this checkout's
 # code through PYTHONPATH=src (no install). Writes one JSON per part into OUT_DIR
 # (train_eager.json, train_compiled.json, memory.json, sample_eager.json,
-# sample_compiled.json) and the combined log gpu_check.log. Each part has its own
+# sample_compiled.json) and the combined log gpu_check.log (which also holds the
+# sampler profile of profile_sample.py and, on a non-finite compiled loss, the NaN
+# locator's lines). Each part has its own
 # timeout, so one failure does not lose the rest; the worst case (every part
 # timing out) is under 6 minutes. Each script writes its JSON after every row, so a
 # part cut by its timeout still leaves the rows it finished.
@@ -36,7 +41,8 @@ if [ "$SMOKE" = 1 ]; then
     MEM="--preset tiny --vocab-size 130 --hidden-size 64 --n-blocks 1 --seq-len 32 --bf16"
     SAMPLE="--preset tiny --vocab-size 130 --hidden-size 64 --n-blocks 1 --seq-len 16 --steps 4 --warmup-steps 2 --batch-size 2,3"
     TRAIN_C="$TRAIN"
-    T_MEM=120; T_EAGER=120; T_COMPILED=240; T_SAMPLE=180; T_SAMPLE_C=120
+    PROFILE="--preset tiny --vocab-size 130 --hidden-size 64 --n-blocks 1 --seq-len 16 --steps 4 --batch-size 2 --rows 6"
+    T_MEM=120; T_EAGER=120; T_COMPILED=240; T_SAMPLE=180; T_SAMPLE_C=120; T_PROFILE=120
 else
     DEV="--device cuda"
     TRAIN="--preset small --batch-size 16,32,64 --steps 8 --warmup 2 --peak-seconds 0.5"
@@ -47,9 +53,19 @@ else
     BACKEND=""
     MEM="--preset small --seq-len 1024 --batch-size 64"
     SAMPLE="--preset small --steps 64 --warmup-steps 16 --batch-size 8,32"
-    T_MEM=35; T_EAGER=60; T_COMPILED=170; T_SAMPLE=70; T_SAMPLE_C=25
+    PROFILE="--preset small --steps 8 --batch-size 8 --samplers mdlm,remdm-loop,dsl-continuous --rows 15"
+    # compiling the small model's forward and backward took 127 s on an H200 host and over
+    # 160 s on an H100 host (2026-11-27): GPU_CHECK_T_COMPILED=300 GPU_CHECK_PARTS=train_compiled
+    # measures it on its own
+    T_MEM=30; T_EAGER=50; T_COMPILED=${GPU_CHECK_T_COMPILED:-150}; T_SAMPLE=85; T_SAMPLE_C=25; T_PROFILE=40
 fi
 SAMPLERS="mdlm,remdm-loop,dsl-mdlm,dsl-remdm-loop,dsl-continuous,hybrid"
+# default parts on a GPU: worst case (every part timing out) 355 s; sample_compiled on
+# request. The smoke mode runs every part.
+DEFAULT_PARTS="memory train_eager train_compiled sample_eager profile"
+[ "$SMOKE" = 1 ] && DEFAULT_PARTS="$DEFAULT_PARTS sample_compiled"
+PARTS=" ${GPU_CHECK_PARTS:-$DEFAULT_PARTS} "
+want() { case "$PARTS" in *" $1 "*) return 0 ;; esac; return 1; }
 
 part() {   # part NAME SECONDS COMMAND...
     local name=$1 secs=$2; shift 2
@@ -70,16 +86,18 @@ part() {   # part NAME SECONDS COMMAND...
 cat "$LOG"
 
 # shellcheck disable=SC2086
-part memory "$T_MEM" "$PY" bench_memory.py $DEV $MEM --out "$OUT/memory.json"
+want memory && part memory "$T_MEM" "$PY" bench_memory.py $DEV $MEM --out "$OUT/memory.json"
 # shellcheck disable=SC2086
-part train_eager "$T_EAGER" "$PY" bench_train.py $DEV $TRAIN --compile off --out "$OUT/train_eager.json"
+want train_eager && part train_eager "$T_EAGER" "$PY" bench_train.py $DEV $TRAIN --compile off --out "$OUT/train_eager.json"
 # shellcheck disable=SC2086
-part train_compiled "$T_COMPILED" "$PY" bench_train.py $DEV $TRAIN_C --compile on $BACKEND --out "$OUT/train_compiled.json"
+want train_compiled && part train_compiled "$T_COMPILED" "$PY" bench_train.py $DEV $TRAIN_C --compile on $BACKEND --out "$OUT/train_compiled.json"
 # shellcheck disable=SC2086
-part sample_eager "$T_SAMPLE" env DSLM_COMPILE=0 "$PY" bench_sample.py $DEV $SAMPLE --models random,peaked \
+want sample_eager && part sample_eager "$T_SAMPLE" env DSLM_COMPILE=0 "$PY" bench_sample.py $DEV $SAMPLE --models random,peaked \
     --samplers "$SAMPLERS" --no-cache-rows --out "$OUT/sample_eager.json"
 # shellcheck disable=SC2086
-part sample_compiled "$T_SAMPLE_C" env DSLM_COMPILE=1 "$PY" bench_sample.py $DEV $SAMPLE --models peaked \
+want profile && part profile "$T_PROFILE" env DSLM_COMPILE=0 "$PY" profile_sample.py $DEV $PROFILE
+# shellcheck disable=SC2086
+want sample_compiled && part sample_compiled "$T_SAMPLE_C" env DSLM_COMPILE=1 "$PY" bench_sample.py $DEV $SAMPLE --models peaked \
     --samplers mdlm --no-cache-rows --out "$OUT/sample_compiled.json"
 
 echo "gpu_check done in ${SECONDS}s; results in $OUT" | tee -a "$LOG"

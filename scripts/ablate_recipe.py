@@ -136,14 +136,13 @@ def validation_ce(ckpt: Path, blocks: int, seed: int) -> dict:
     import numpy as np
     import torch
 
-    from dslm.config import from_dict
-    from dslm.data import DataConfig, prepare_data
+    from dslm.data import prepare_data
     from dslm.diffusion.losses import dsl_loss
     from dslm.diffusion.schedules import ScheduleConfig
     from dslm.models import checkpoint
 
-    model = checkpoint.load(ckpt, expect_kind="dsl").eval()
-    data_cfg = from_dict(DataConfig, model.checkpoint_metadata["run_config"]["data"])
+    opened = checkpoint.open_checkpoint(ckpt, expect_kind="dsl")
+    model, data_cfg = opened.model, opened.data_config()
     val = np.asarray(prepare_data(data_cfg, progress=False).val[:blocks], dtype=np.int64)
     out = {}
     for name in ("roar", "lognormal"):

@@ -17,8 +17,7 @@ import argparse
 import numpy as np
 import torch
 
-from dslm.config import from_dict
-from dslm.data import DataConfig, prepare_data
+from dslm.data import prepare_data
 from dslm.diffusion.losses import dsl_loss
 from dslm.diffusion.schedules import ScheduleConfig
 from dslm.models import checkpoint
@@ -31,8 +30,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    models = [checkpoint.load(c, expect_kind="dsl") for c in args.ckpts]
-    data_cfg = from_dict(DataConfig, models[0].checkpoint_metadata["run_config"]["data"])
+    opened = [checkpoint.open_checkpoint(c, expect_kind="dsl") for c in args.ckpts]
+    models = [o.model for o in opened]
+    data_cfg = opened[0].data_config()
     val = np.asarray(prepare_data(data_cfg).val[: args.blocks], dtype=np.int64)
     print(f"{len(val)} validation blocks of {val.shape[1]} tokens; CE in nats on non-revealed tokens")
     print(f"{'checkpoint':40s} {'roar':>8s} {'lognormal':>10s} {'mixed':>8s}")

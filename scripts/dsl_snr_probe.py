@@ -28,10 +28,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    from dslm.evaluate.lm import load_checkpoint
+    from dslm.models.checkpoint import open_checkpoint
     from dslm.evaluate.reference import load_reference
 
-    model, tok = load_checkpoint(args.ckpt)
+    opened = open_checkpoint(args.ckpt)
+    model, tok = opened.model, opened.tokenizer()
     model.eval()
     L = model.config.seq_len
     texts = load_reference("validation", 4 * args.blocks, 0, checkpoint=args.ckpt)

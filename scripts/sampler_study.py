@@ -120,7 +120,7 @@ def main() -> None:
 
     from dslm.evaluate import judges
     from dslm.evaluate.entropy import mean_unigram_entropy, repetition_stats
-    from dslm.evaluate.lm import load_checkpoint
+    from dslm.models.checkpoint import open_checkpoint
     from dslm.evaluate.reference import load_reference
     from dslm.sampling import sample
 
@@ -129,9 +129,10 @@ def main() -> None:
     doc.update(group=args.group, steps=[int(t) for t in args.steps.split(",")],
                seeds=[int(s) for s in args.seeds.split(",")], n=args.n, judge=args.judge,
                checkpoints={"dsl": args.dsl, "mdlm": args.mdlm})
-    models = {"dsl": load_checkpoint(args.dsl)}
+    opened = {"dsl": open_checkpoint(args.dsl)}
     if args.mdlm:
-        models["mdlm"] = load_checkpoint(args.mdlm)
+        opened["mdlm"] = open_checkpoint(args.mdlm)
+    models = {k: (o.model, o.tokenizer()) for k, o in opened.items()}
     judge = None if args.judge == "none" else judges.load_named(args.judge)
     if judge is not None:
         doc["judge_identity"] = judges.identity(judge)

@@ -60,7 +60,7 @@ def test_the_module_still_answers_as_a_torch_module(ckpts):
     x = torch.zeros(1, 5, dtype=torch.long)
     with torch.no_grad():
         assert torch.equal(m(x), m.model(x))
-    assert m.checkpoint_metadata["tokenizer"]["kind"] == "char"
+    assert m.config.seq_len == 16 and m.vocab_size == m.model.vocab_size
 
 
 @pytest.mark.parametrize("kind,sampler", [("mdlm", "remdm-loop"), ("dsl", "dsl-remdm-loop"),

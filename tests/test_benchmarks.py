@@ -80,8 +80,41 @@ def test_gpu_check_smoke_mode(tmp_path):
         doc = json.loads((tmp_path / f"{part}.json").read_text())
         rows = doc.get("runs") or doc.get("rows")
         assert rows and not any("error" in r for r in rows), part
+    assert "=== profile: exit 0" in log and "### remdm-loop" in log
     train = json.loads((tmp_path / "train_compiled.json").read_text())
     assert train["compile"] and {r["kind"] for r in train["runs"]} == {"dsl", "mdlm", "ar"}
     assert all(r["mfu_square"] > 0 for r in train["runs"])
     sample = json.loads((tmp_path / "sample_eager.json").read_text())
     assert {r["model"] for r in sample["rows"]} == {"random", "peaked"}
+
+
+def test_nan_locator_names_the_parameter_with_a_non_finite_gradient():
+    """bench_train's locator (benchmarks/_nan_locator.py): given a "compiled" step whose
+    gradient of one parameter is NaN, it reruns the batch eagerly and names that
+    parameter; the pieces (converter, block 0, head) run and match (eager backend)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _nan_locator import locate
+
+    cfg = ModelConfig(kind="dsl", vocab_size=70, seq_len=16, hidden_size=32, n_blocks=2,
+                      n_heads=2, cond_dim=16, embed_dim=8)
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    x = torch.randint(0, 70, (2, 16))
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    loss_fn = lambda m, xb, g: dsl_loss(m, xb, ScheduleConfig(), g)  # noqa: E731
+    loss = loss_fn(model, x, gen).loss
+    loss.backward()
+    from bench_train import _finite_step
+
+    params = list(model.parameters())
+    assert _finite_step(loss, params)
+    model.backbone.blocks[1].attn_qkv.weight.grad[0, 0] = float("nan")
+    assert not _finite_step(loss, params)        # a finite loss with a NaN gradient is caught
+    report = locate(model, loss_fn, x, gen, state, torch.tensor(float("nan")), False,
+                    torch.device("cpu"), backend="eager")
+    assert report["compiled_nonfinite_grads"] == ["backbone.blocks.1.attn_qkv.weight"]
+    assert report["eager_loss"] == report["eager_loss"] and not report["eager_nonfinite_modules"]
+    assert [p["piece"] for p in report["pieces"]] == [
+        "converter (input_embedding)", "block 0", "head features + fused cross-entropy"]
+    assert all(p["out_finite"] and p["out_rel_diff"] == 0.0 for p in report["pieces"])

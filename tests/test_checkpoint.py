@@ -20,10 +20,11 @@ def _rand(model, gen):
 def test_round_trip_identical_logits(tmp_path, kind, gen):
     model = _rand(build_model(tiny_model_config(kind, embed_seed=7)), gen)
     ck.save(model, tmp_path / "ckpt", metadata={"note": "x"})
-    back = ck.load(tmp_path / "ckpt")
+    opened = ck.open_checkpoint(tmp_path / "ckpt")
+    back = opened.model
     inp = torch.randn(2, 5, 8, generator=gen) if kind == "dsl" else torch.randint(0, 12, (2, 5), generator=gen)
     assert torch.equal(model(inp), back(inp))
-    assert back.checkpoint_metadata == {"note": "x"}
+    assert opened.metadata == {"note": "x"} and opened.path == tmp_path / "ckpt"
     assert back.config == model.config
     if kind == "dsl":
         assert torch.equal(back.embeddings, model.embeddings)
@@ -36,7 +37,7 @@ def test_overwrite_keeps_one_complete_copy(tmp_path, gen):
     ck.save(b, tmp_path / "c")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
     x = torch.randint(0, 12, (1, 4))
-    assert torch.equal(ck.load(tmp_path / "c")(x), b(x))
+    assert torch.equal(ck.open_checkpoint(tmp_path / "c").model(x), b(x))
 
 
 def test_failed_save_keeps_previous(tmp_path, gen):
@@ -49,7 +50,7 @@ def test_failed_save_keeps_previous(tmp_path, gen):
     with pytest.raises(Exception, match="no space left"):
         ck.save(build_model(tiny_model_config("ar")), tmp_path / "c", write_extra=boom)
     x = torch.randint(0, 12, (1, 4))
-    assert torch.equal(ck.load(tmp_path / "c")(x), a(x))
+    assert torch.equal(ck.open_checkpoint(tmp_path / "c").model(x), a(x))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 
@@ -58,43 +59,48 @@ def test_crash_between_renames_is_recovered(tmp_path, gen):
     ck.save(a, tmp_path / "c")
     (tmp_path / "c").rename(tmp_path / "c.old")          # as if killed mid-swap
     x = torch.randint(0, 12, (1, 4))
-    assert torch.equal(ck.load(tmp_path / "c")(x), a(x))
+    assert torch.equal(ck.open_checkpoint(tmp_path / "c").model(x), a(x))
 
 
 def test_clear_errors(tmp_path, gen):
     model = build_model(tiny_model_config("dsl"))
     with pytest.raises(CheckpointError, match="not found"):
-        ck.load(tmp_path / "nope")
+        ck.open_checkpoint(tmp_path / "nope").model
     path = ck.save(model, tmp_path / "c")
     with pytest.raises(CheckpointError, match="holds a 'dsl' model"):
-        ck.load(path, expect_kind="mdlm")
+        ck.open_checkpoint(path, expect_kind="mdlm").model
     # truncated weights
     w = path / "model.safetensors"
     data = w.read_bytes()
     w.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        ck.load(path)
+        ck.open_checkpoint(path).model
     # shape mismatch: config says a bigger model than the weights
     path = ck.save(model, tmp_path / "d")
     doc = json.loads((path / "config.json").read_text())
     doc["model"]["hidden_size"] = 64
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="shape"):
-        ck.load(path)
+        ck.open_checkpoint(path).model
     # unknown kind / not a dslm checkpoint / bad json
     doc["model"]["kind"] = "gpt"
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="kind|gpt"):
-        ck.load(path)
+        ck.open_checkpoint(path).model
     (path / "config.json").write_text(json.dumps({"model_type": "mdlm"}))
     with pytest.raises(CheckpointError, match="not a dslm checkpoint"):
-        ck.load(path)
+        ck.read_config(path)
+    with pytest.raises(CheckpointError, match="needs an integer 'vocab_size'"):
+        ck.open_checkpoint(path)                 # read as an MDLM folder: a clear error too
+    (path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(CheckpointError, match="neither a dslm checkpoint"):
+        ck.open_checkpoint(path)
     (path / "config.json").write_text("{oops")
     with pytest.raises(CheckpointError, match="not valid JSON"):
-        ck.load(path)
+        ck.open_checkpoint(path).model
     (path / "config.json").unlink()
     with pytest.raises(CheckpointError, match="no config.json"):
-        ck.load(path)
+        ck.open_checkpoint(path).model
 
 
 def test_nan_weights_refused(tmp_path):
@@ -103,7 +109,7 @@ def test_nan_weights_refused(tmp_path):
         model.backbone.blocks[0].attn_qkv.weight[0, 0] = float("nan")
     path = ck.save(model, tmp_path / "c")
     with pytest.raises(CheckpointError, match="NaN or inf.*attn_qkv|attn_qkv.*NaN or inf"):
-        ck.load(path)
+        ck.open_checkpoint(path).model
 
 
 def test_absurd_sizes_in_config_are_refused_without_allocating(tmp_path):
@@ -112,4 +118,4 @@ def test_absurd_sizes_in_config_are_refused_without_allocating(tmp_path):
     doc["model"]["hidden_size"] = 759250140
     (path / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="hidden_size"):
-        ck.load(path)
+        ck.open_checkpoint(path).model

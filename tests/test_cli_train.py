@@ -51,7 +51,7 @@ def test_train_resume_init_and_finetune(tmp_path, capsys):
     control = tmp_path / "control"
     assert main(["train", "--init", str(mdlm), "--out", str(control), "--no-progress",
                  "train.steps=2"]) == 0                        # the checkpoint's own run config
-    assert checkpoint.load(control).config.kind == "mdlm"
+    assert checkpoint.open_checkpoint(control).model.config.kind == "mdlm"
     assert [r["step"] for r in read_metrics(control) if "loss" in r][-1] == 2
     assert main(["train", "--config", str(CONFIGS / "tiny-dsl.yaml"), "--init", str(mdlm),
                  "--out", str(tmp_path / "x"), *small]) == 2
@@ -60,9 +60,9 @@ def test_train_resume_init_and_finetune(tmp_path, capsys):
     tuned = tmp_path / "tuned"
     assert main(["finetune", "--from", str(mdlm), "--out", str(tuned), "--no-progress",
                  *small, "model.embed_dim=8"]) == 0
-    model = checkpoint.load(tuned)
-    assert model.config.kind == "dsl" and model.config.embed_dim == 8
-    assert model.checkpoint_metadata["tokenizer"] == checkpoint.load(mdlm).checkpoint_metadata["tokenizer"]
+    opened = checkpoint.open_checkpoint(tuned)
+    assert opened.kind == "dsl" and opened.config.embed_dim == 8
+    assert opened.tokenizer_spec == checkpoint.open_checkpoint(mdlm).tokenizer_spec
     assert main(["finetune", "--from", str(mdlm), "--out", str(tmp_path / "y"),
                  *small, "model.kind=mdlm"]) == 2
     _one_line_error(capsys, "dslm finetune trains a DSL model")

@@ -48,3 +48,19 @@ def test_round_trip_and_presets():
     with pytest.raises(ConfigError, match="preset"):
         preset("huge")
     assert dataclasses.replace(cfg) == update(cfg, {})
+
+
+def test_run_files_name_a_size_preset_and_overrides_win():
+    from pathlib import Path
+
+    from dslm.models.config import PRESETS
+    from dslm.train.config import load_run_config
+
+    root = Path(__file__).resolve().parents[1]
+    tiny = load_run_config(str(root / "configs" / "tiny-dsl.yaml"))
+    assert {k: getattr(tiny.model, k) for k in PRESETS["tiny"]} == PRESETS["tiny"]
+    small = load_run_config(str(root / "configs" / "tiny-dsl.yaml"),
+                            ["model.preset=small", "model.n_blocks=2"])
+    assert small.model.hidden_size == 768 and small.model.n_blocks == 2
+    with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
+        load_run_config(None, ["model.preset=huge"])

@@ -13,7 +13,7 @@ from conftest import tiny_model_config
 from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
 from dslm.errors import CheckpointError, DSLMError
 from dslm.evaluate.genppl import generative_perplexity, judge_token_ids
-from dslm.evaluate.lm import (DslmCausalLM, HFCausalLM, is_dslm_checkpoint, load_lm, pad_batch,
+from dslm.evaluate.lm import (DslmCausalLM, HFCausalLM, load_lm, pad_batch,
                               split_windows)
 from dslm.models import build_model
 from dslm.models import checkpoint as ck
@@ -131,7 +131,7 @@ def test_ar_checkpoint_loads_as_judge_and_other_kinds_are_refused(tmp_path):
     tok = CharTokenizer(ALPHABET)
     ck.save(_ar(), tmp_path / "ar", metadata={"tokenizer": tok.spec()},
             write_extra=tokenizer_writer(tok))
-    assert is_dslm_checkpoint(tmp_path / "ar")
+    assert ck.is_dslm_checkpoint(tmp_path / "ar") and not ck.is_dslm_checkpoint(tmp_path)
     lm = load_lm(str(tmp_path / "ar"))
     assert isinstance(lm, DslmCausalLM) and lm.accepts_token_ids(tok.spec())
     assert generative_perplexity(lm, ["abcabc"])["judge_tokens"] == 6

@@ -11,7 +11,7 @@ from conftest import tiny_model_config
 from dslm.diffusion.losses import ar_loss, dsl_loss, mdlm_loss
 from dslm.diffusion.schedules import ScheduleConfig
 from dslm.models import build_model, fused
-from dslm.models.checkpoint import load, save
+from dslm.models.checkpoint import open_checkpoint, save
 
 OLD = Path(__file__).parent / "data" / "old_checkpoints"
 
@@ -155,7 +155,7 @@ def test_fused_path_under_bf16_autocast_matches_plain():
 def test_old_checkpoints_load_and_give_the_same_logits(kind, tmp_path):
     """Checkpoints written before padding (commit 4d398b7, see make.py) load unchanged;
     saving again keeps the true vocabulary size on disk."""
-    model = load(OLD / kind)
+    model = open_checkpoint(OLD / kind).model
     io = load_file(str(OLD / f"{kind}-io.safetensors"))
     inputs = [io[k] for k in sorted(k for k in io if k.startswith("input"))]
     with torch.no_grad():

@@ -20,7 +20,9 @@ from safetensors.torch import save_file
 
 from dslm.data.tokenizers import check_vocab, load_tokenizer
 from dslm.errors import CheckpointError
-from dslm.models import checkpoint, hub
+from dslm.models import checkpoint
+from dslm.models.checkpoint import open_checkpoint
+from dslm.models.mdlm_import import gpt2_tokenizer_spec
 from dslm.models.mdlm import MDLMDenoiser
 
 SIZES = dict(vocab_size=13, hidden_dim=32, n_blocks=2, n_heads=4, cond_dim=16, model_length=16)
@@ -161,7 +163,7 @@ def assert_matches(model, sd, time_conditioning=False):
 
 def test_hf_folder_loads_with_the_reference_forward(tmp_path):
     sd = mdlm_state_dict(1)
-    model = hub.load_mdlm(write_hf_folder(tmp_path / "mdlm-owt", sd))
+    model = open_checkpoint(write_hf_folder(tmp_path / "mdlm-owt", sd), expect_kind="mdlm").model
     assert isinstance(model, MDLMDenoiser) and not model.training
     cfg = model.config
     assert (cfg.kind, cfg.vocab_size, model.mask_id) == ("mdlm", 12, 12)
@@ -173,14 +175,14 @@ def test_hf_folder_loads_with_the_reference_forward(tmp_path):
 
 def test_hf_folder_with_time_conditioning_feeds_sigma(tmp_path):
     sd = mdlm_state_dict(2)
-    model = hub.load_mdlm(write_hf_folder(tmp_path / "m", sd, hf_config(time_conditioning=True)))
+    model = open_checkpoint(write_hf_folder(tmp_path / "m", sd, hf_config(time_conditioning=True)), expect_kind="mdlm").model
     assert model.uses_time
     assert_matches(model, sd, time_conditioning=True)
 
 
 def test_pytorch_model_bin_is_read_weights_only(tmp_path):
     sd = mdlm_state_dict(3)
-    model = hub.load_mdlm(write_hf_folder(tmp_path / "m", sd, weights="pytorch_model.bin"))
+    model = open_checkpoint(write_hf_folder(tmp_path / "m", sd, weights="pytorch_model.bin"), expect_kind="mdlm").model
     assert_matches(model, sd)
 
 
@@ -199,16 +201,15 @@ def test_gpt2_sized_checkpoint_carries_the_gpt2_tokenizer_spec(tmp_path):
     small = dict(v=50258, d=8, n=1, heads=2, c=4)
     sd = mdlm_state_dict(4, **small)
     config = hf_config(vocab_size=50258, hidden_dim=8, n_blocks=1, n_heads=2, cond_dim=4)
-    model = hub.load_mdlm(write_hf_folder(tmp_path / "owt", sd, config))
-    assert model.config.vocab_size == 50257 and model.mask_id == 50257
-    assert model.checkpoint_metadata["tokenizer"] == hub.gpt2_tokenizer_spec()
-    assert "tokenizer" not in hub.load_mdlm(write_hf_folder(tmp_path / "tiny", mdlm_state_dict(5))
-                                            ).checkpoint_metadata
+    opened = open_checkpoint(write_hf_folder(tmp_path / "owt", sd, config))
+    assert opened.config.vocab_size == 50257 and opened.model.mask_id == 50257
+    assert opened.tokenizer_spec == gpt2_tokenizer_spec()
+    assert open_checkpoint(write_hf_folder(tmp_path / "tiny", mdlm_state_dict(5))).tokenizer_spec is None
 
 
 @pytest.mark.slow  # building GPT-2's fast tokenizer from its files takes about 3 s
 def test_gpt2_spec_is_read_by_the_data_module(tmp_path):
-    spec = hub.gpt2_tokenizer_spec()
+    spec = gpt2_tokenizer_spec()
     assert spec == {"kind": "gpt2", "name": "gpt2", "vocab_size": 50257}
     tokenizer = load_tokenizer(spec, gpt2_files(tmp_path / "gpt2"))
     check_vocab(tokenizer, 50257)
@@ -230,39 +231,39 @@ def test_a_key_or_shape_that_does_not_map_is_refused_by_name(tmp_path, edit, mes
     sd = mdlm_state_dict(6)
     edit(sd)
     with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        hub.load_mdlm(write_hf_folder(tmp_path / "m", sd))
+        open_checkpoint(write_hf_folder(tmp_path / "m", sd), expect_kind="mdlm").model
 
 
 def test_bad_config_json_is_refused(tmp_path):
     folder = write_hf_folder(tmp_path / "m", mdlm_state_dict(7), hf_config(n_heads="twelve"))
     with pytest.raises(CheckpointError, match="integer 'n_heads'"):
-        hub.load_mdlm(folder)
+        open_checkpoint(folder, expect_kind="mdlm").model
     (folder / "config.json").write_text(json.dumps(hf_config(model_type="bert")))
     with pytest.raises(CheckpointError, match="neither a dslm checkpoint"):
-        hub.load_mdlm(folder)
+        open_checkpoint(folder, expect_kind="mdlm").model
     (folder / "config.json").write_text(json.dumps(hf_config(n_heads=3)))
     with pytest.raises(CheckpointError, match="do not make a valid model"):
-        hub.load_mdlm(folder)
+        open_checkpoint(folder, expect_kind="mdlm").model
 
 
 # ------------------------------------------------------------------- Lightning .ckpt
 
 def test_lightning_ckpt_prefers_ema_weights(tmp_path):
     raw, ema = mdlm_state_dict(10), mdlm_state_dict(11)
-    model = hub.load_mdlm(lightning_ckpt(tmp_path / "last.ckpt", raw, ema_sd=ema))
+    model = open_checkpoint(lightning_ckpt(tmp_path / "last.ckpt", raw, ema_sd=ema), expect_kind="mdlm").model
     assert_matches(model, ema)
 
 
 def test_lightning_ckpt_without_ema_uses_state_dict(tmp_path):
     raw = mdlm_state_dict(12)
-    model = hub.load_mdlm(lightning_ckpt(tmp_path / "last.ckpt", raw))
+    model = open_checkpoint(lightning_ckpt(tmp_path / "last.ckpt", raw), expect_kind="mdlm").model
     assert_matches(model, raw)
     assert model.config.n_heads == SIZES["n_heads"]
 
 
 def test_lightning_ckpt_without_config_reads_heads_from_rotary_table(tmp_path):
     raw = mdlm_state_dict(13)
-    model = hub.load_mdlm(lightning_ckpt(tmp_path / "x.ckpt", raw, extra={"hyper_parameters": {}}))
+    model = open_checkpoint(lightning_ckpt(tmp_path / "x.ckpt", raw, extra={"hyper_parameters": {}}), expect_kind="mdlm").model
     assert model.config.n_heads == SIZES["n_heads"]
     assert_matches(model, raw)
 
@@ -275,11 +276,11 @@ def test_ema_of_the_wrong_length_is_refused(tmp_path):
     shadow[1], shadow[2] = shadow[2], shadow[1]              # out of MDLM's parameter order
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="'backbone.sigma_map.mlp.0.weight' has shape"):
-        hub.load_mdlm(path)
+        open_checkpoint(path, expect_kind="mdlm").model
     shadow.pop()                                             # 5 + 2 x 10 + 5 = 30 in full
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match="EMA holds 29 tensors.*2 blocks has 30 parameters"):
-        hub.load_mdlm(path)
+        open_checkpoint(path, expect_kind="mdlm").model
 
 
 def test_pickled_objects_need_explicit_trust(tmp_path):
@@ -288,34 +289,34 @@ def test_pickled_objects_need_explicit_trust(tmp_path):
     path = lightning_ckpt(tmp_path / "last.ckpt", raw, extra={"tokenizer": tokenizer})
     refusal = "types.SimpleNamespace.*trust_pickle=True.*--trust-checkpoint"
     with pytest.raises(CheckpointError, match=refusal):
-        hub.load_mdlm(path)
-    assert_matches(hub.load_mdlm(path, trust_pickle=True), raw)
+        open_checkpoint(path, expect_kind="mdlm").model
+    assert_matches(open_checkpoint(path, trust_pickle=True, expect_kind="mdlm").model, raw)
 
 
 def test_corrupt_or_foreign_files_are_refused(tmp_path):
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint at all" * 10)
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
-        hub.load_mdlm(junk)
+        open_checkpoint(junk, expect_kind="mdlm").model
     plain = tmp_path / "plain.ckpt"
     torch.save({"weights": torch.zeros(2)}, plain)
     with pytest.raises(CheckpointError, match="no 'state_dict'"):
-        hub.load_mdlm(plain)
+        open_checkpoint(plain, expect_kind="mdlm").model
 
 
 # ------------------------------------------------------------------- sources
 
 def test_dslm_checkpoint_is_accepted_and_kind_checked(tmp_path):
-    model = hub.load_mdlm(write_hf_folder(tmp_path / "m", mdlm_state_dict(20)))
+    model = open_checkpoint(write_hf_folder(tmp_path / "m", mdlm_state_dict(20)), expect_kind="mdlm").model
     checkpoint.save(model, tmp_path / "dslm-ckpt", metadata={"note": "x"})
-    back = hub.load_mdlm(tmp_path / "dslm-ckpt")
+    back = open_checkpoint(tmp_path / "dslm-ckpt", expect_kind="mdlm").model
     ids, _ = ids_and_sigma()
     assert torch.equal(back.logits(ids), model.logits(ids))
     from dslm.models.convert import dsl_from_mdlm
 
     checkpoint.save(dsl_from_mdlm(model), tmp_path / "dsl-ckpt")
     with pytest.raises(CheckpointError, match="holds a 'dsl' model"):
-        hub.load_mdlm(tmp_path / "dsl-ckpt")
+        open_checkpoint(tmp_path / "dsl-ckpt", expect_kind="mdlm").model
 
 
 def hub_cache(root, repo_id, files_from):
@@ -332,12 +333,12 @@ def test_hub_repo_id_goes_through_snapshot_download(tmp_path):
     sd = mdlm_state_dict(21)
     cache = hub_cache(tmp_path / "cache", "dslm-tests/tiny-mdlm",
                       write_hf_folder(tmp_path / "src", sd))
-    model = hub.load_mdlm("dslm-tests/tiny-mdlm", cache_dir=cache)
+    model = open_checkpoint("dslm-tests/tiny-mdlm", cache_dir=cache, expect_kind="mdlm").model
     assert_matches(model, sd)
 
 
 def test_hub_repo_that_cannot_be_fetched_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="could not fetch 'dslm-tests/absent-repo'.*local"):
-        hub.load_mdlm("dslm-tests/absent-repo", cache_dir=tmp_path / "empty-cache")
+        open_checkpoint("dslm-tests/absent-repo", cache_dir=tmp_path / "empty-cache", expect_kind="mdlm").model
     with pytest.raises(CheckpointError, match="checkpoint not found: ./nowhere"):
-        hub.load_mdlm("./nowhere")
+        open_checkpoint("./nowhere", expect_kind="mdlm").model

@@ -10,7 +10,8 @@ import dslm
 from conftest import tiny_model_config
 from dslm.cli import main
 from dslm.errors import CheckpointError
-from dslm.models import build_model, checkpoint, hub
+from dslm.models import build_model, checkpoint
+from dslm.models.export import export
 from test_hub import hub_cache, mdlm_state_dict, write_hf_folder
 
 #: The metadata keys dslm.train writes into a run's checkpoint.
@@ -60,12 +61,12 @@ def test_export_round_trip_gives_identical_logits(tmp_path, capsys, kind):
     x = model_input(kind, torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(back(x), model(x))
-    assert back.checkpoint_metadata == METADATA
+    assert dslm.open_checkpoint(out).metadata == METADATA
 
 
 def test_model_card_states_config_training_and_metrics(tmp_path):
     run = save_run(trained_like("dsl"), tmp_path / "run")
-    card = (hub.export(run, tmp_path / "my-dsl") / "README.md").read_text()
+    card = (export(run, tmp_path / "my-dsl") / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
     assert front["library_name"] == "dslm" and "dsl" in front["tags"]
     assert 'dslm.from_pretrained("my-dsl")' in card
@@ -79,11 +80,11 @@ def test_model_card_states_config_training_and_metrics(tmp_path):
 def test_export_converts_an_mdlm_hub_folder(tmp_path):
     sd = mdlm_state_dict(30)
     src = write_hf_folder(tmp_path / "mdlm-owt", sd)
-    out = hub.export(src, tmp_path / "converted")
+    out = export(src, tmp_path / "converted")
     doc = json.loads((out / "config.json").read_text())
     assert doc["format"] == "dslm" and doc["model"]["kind"] == "mdlm"
     assert doc["metadata"]["source"] == str(src)
-    original = hub.load_mdlm(src)
+    original = dslm.from_pretrained(src)
     back = dslm.from_pretrained(out, expect_kind="mdlm")
     ids = torch.randint(0, 13, (2, 9), generator=torch.Generator().manual_seed(2))
     assert torch.equal(back(ids), original(ids))
@@ -109,7 +110,7 @@ def test_export_of_a_missing_checkpoint_is_a_one_line_error(tmp_path, capsys):
 
 def test_from_pretrained_reads_a_hub_repo_id(tmp_path):
     model = trained_like("dsl", seed=4)
-    out = hub.export(save_run(model, tmp_path / "run"), tmp_path / "hub")
+    out = export(save_run(model, tmp_path / "run"), tmp_path / "hub")
     cache = hub_cache(tmp_path / "cache", "dslm-tests/tiny-dsl", out)
     back = dslm.from_pretrained("dslm-tests/tiny-dsl", cache_dir=cache)
     y = torch.randn(1, 5, 8, generator=torch.Generator().manual_seed(5))
@@ -119,10 +120,10 @@ def test_from_pretrained_reads_a_hub_repo_id(tmp_path):
         dslm.from_pretrained("dslm-tests/tiny-dsl", cache_dir=cache, expect_kind="mdlm")
     mdlm_cache = hub_cache(tmp_path / "cache2", "dslm-tests/tiny-mdlm",
                            write_hf_folder(tmp_path / "mdlm", mdlm_state_dict(31)))
-    with pytest.raises(CheckpointError, match="holds an 'mdlm' model, this needs 'dsl'"):
+    with pytest.raises(CheckpointError, match="holds a 'mdlm' model, this needs 'dsl'"):
         dslm.from_pretrained("dslm-tests/tiny-mdlm", cache_dir=mdlm_cache, expect_kind="dsl")
-    converted = dslm.from_pretrained("dslm-tests/tiny-mdlm", cache_dir=mdlm_cache)
-    assert converted.checkpoint_metadata["source"] == "dslm-tests/tiny-mdlm"
+    converted = dslm.open_checkpoint("dslm-tests/tiny-mdlm", cache_dir=mdlm_cache)
+    assert converted.path is None and converted.metadata["source"] == "dslm-tests/tiny-mdlm"
 
 
 def test_from_pretrained_offline_without_a_cache_is_a_clear_error(tmp_path):

@@ -12,7 +12,7 @@ import torch
 
 from conftest import tiny_model_config
 from dslm.config import load
-from dslm.evaluate.protocol import OWT_SAMPLER_OPTIONS, apply_protocol, owt_data_config
+from dslm.evaluate.protocol import apply_protocol
 from dslm.evaluate.sweep import SweepConfig
 from dslm.models import build_model
 from dslm.sampling import sample
@@ -97,7 +97,8 @@ def test_owt_configs_turn_framing_on():
     for path in configs:
         cfg = load(RunConfig, str(path))
         assert cfg.data.source == "hf:openwebtext" and cfg.data.mdlm_framing, path.name
-    assert owt_data_config().mdlm_framing
+    protocol = apply_protocol(SweepConfig(models=[("m", "x")], samplers=[], steps=[], out="o"), "owt")
+    assert protocol.data_config.mdlm_framing and protocol.data_config.source == "hf:openwebtext"
 
 
 def test_protocol_sampler_rows_as_published():
@@ -116,7 +117,6 @@ def test_protocol_sampler_rows_as_published():
     assert opts["remdm-loop"]["eta"] == 0.01 and opts["remdm-loop"]["t_on"] == 0.55  # user wins
     assert cfg.clean_up_spaces and cfg.truncate_tokens == 1024
     assert cfg.steps == [128, 256, 512, 1024] and cfg.seq_len == 1024
-    assert OWT_SAMPLER_OPTIONS["mdlm"]["top_p"] == 0.9
 
 
 def test_published_remdm_is_cap_below_L_and_loop_from_L():
@@ -229,3 +229,21 @@ def test_cli_sampler_options_override_the_protocol_key_by_key(tmp_path):
     assert cfg.sampler_options["mdlm"] == {"top_p": 0.95, "final_step": "argmax"}
     assert cfg.sampler_options["dsl-mdlm"]["top_p"] == 0.9
     assert cfg.data_config.mdlm_framing
+
+
+def test_a_sweep_file_is_read_like_the_protocol_and_flags_override_it(tmp_path):
+    from dslm.cli import build_parser
+    from dslm.commands.sweep import build_config
+    from dslm.errors import ConfigError
+
+    parse = build_parser().parse_args
+    by_name = build_config(parse(["sweep", "--ckpt", "x", "--protocol", "owt", "--out", str(tmp_path)]))
+    by_file = build_config(parse(["sweep", "--ckpt", "x", "--config",
+                                  str(ROOT / "configs" / "sweeps" / "owt-protocol.yaml"),
+                                  "--steps", "8", "--out", str(tmp_path)]))
+    assert by_file.steps == [8] and by_file.num_samples == by_name.num_samples == 5000
+    assert by_file.sampler_options == by_name.sampler_options
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("num_sample: 3\n")
+    with pytest.raises(ConfigError, match="unknown config key 'num_sample'"):
+        build_config(parse(["sweep", "--ckpt", "x", "--config", str(bad), "--out", str(tmp_path)]))

@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_model_config
 from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
 from dslm.errors import ConfigError
-from dslm.evaluate import distributed as dd
+from dslm import processes as dd
 from dslm.evaluate.sweep import SweepConfig, run_sweep
 from dslm.models import build_model
 from dslm.models import checkpoint as ck
@@ -131,7 +131,7 @@ def _gloo_worker(rank, world, port, out):
     from dslm.evaluate.sweep import generate
 
     torch.set_num_threads(1)
-    ctx = dd.context()
+    ctx = dd.setup("cpu")
     model = SimpleNamespace(kind="dsl", vocab_size=12, parameters=lambda: iter([torch.zeros(1)]))
     tokens, nfe, _ = generate(FakeSampling().sample, model, "draft", 5, 4, 3, seed=11,
                               batch_size=0, options={}, ctx=ctx)
@@ -175,11 +175,12 @@ def test_sweep_with_real_samplers(ckpts, tmp_path):
 
 def test_models_from_an_mdlm_hub_folder_are_read_through_the_hub_loader(tmp_path):
     """A folder in the hub's MDLM layout loads (no tokenizer recorded at this vocab size:
-    a clear error), and a sweep over it needs the sample length."""
+    a clear error), and a sweep over it reads the sample length from it."""
     from safetensors.torch import save_file
 
     from dslm.errors import CheckpointError
-    from dslm.evaluate.lm import load_checkpoint
+    from dslm.evaluate.sweep import _model_seq_len
+    from dslm.models.checkpoint import open_checkpoint
 
     model = build_model(tiny_model_config("mdlm", vocab_size=12))
     folder = tmp_path / "mdlm-hf"
@@ -190,8 +191,7 @@ def test_models_from_an_mdlm_hub_folder_are_read_through_the_hub_loader(tmp_path
         {"model_type": "mdlm", "vocab_size": 13, "hidden_dim": 32, "n_blocks": 2, "n_heads": 2,
          "cond_dim": 16, "model_length": 16}))
     with pytest.raises(CheckpointError, match="records no tokenizer"):
-        load_checkpoint(str(folder))
+        open_checkpoint(str(folder)).tokenizer()
     cfg = SweepConfig(models=[("hf", str(folder))], samplers=["draft"], steps=[2],
                       out=str(tmp_path / "out"), judge="unused")
-    with pytest.raises(ConfigError, match="--seq-len"):
-        run_sweep(cfg, progress=False, sampling=FakeSampling())
+    assert _model_seq_len(cfg, str(folder)) == 16             # the MDLM folder's own length

@@ -10,8 +10,9 @@ from conftest import tiny_model_config
 from dslm.data.synthetic import synthetic_documents
 from dslm.data.tokenizers import (EOS_TEXT, UNK_TEXT, BPETokenizer, CharTokenizer, GPT2Tokenizer,
                                   check_tokenizer_name, check_vocab, fingerprint, load_tokenizer,
-                                  tokenizer_from_checkpoint, tokenizer_from_path, tokenizer_writer)
+                                  tokenizer_from_path, tokenizer_writer)
 from dslm.errors import CheckpointError, ConfigError, DataError
+from dslm.models.checkpoint import open_checkpoint
 
 TEXT = "It is a truth universally acknowledged — naïve café, 10% off!\n\nNew paragraph."
 
@@ -126,7 +127,7 @@ def _save_checkpoint(path, tokenizer, vocab_size, metadata=None):
 def test_tokenizer_round_trips_through_a_checkpoint(bpe, tmp_path):
     _save_checkpoint(tmp_path / "run" / "checkpoint", bpe, bpe.vocab_size)
     for where in (tmp_path / "run" / "checkpoint", tmp_path / "run"):   # checkpoint or run folder
-        tok = tokenizer_from_checkpoint(where)
+        tok = open_checkpoint(where).tokenizer()
         assert tok.encode(TEXT) == bpe.encode(TEXT)
     assert tokenizer_from_path(tmp_path / "run").spec() == bpe.spec()
 
@@ -135,7 +136,7 @@ def test_checkpoint_vocab_mismatch_is_a_clear_error(bpe, tmp_path):
     _save_checkpoint(tmp_path / "ckpt", bpe, bpe.vocab_size + 3)
     with pytest.raises(CheckpointError, match=f"{bpe.vocab_size} tokens but the model expects "
                                               f"vocab_size {bpe.vocab_size + 3}"):
-        tokenizer_from_checkpoint(tmp_path / "ckpt")
+        open_checkpoint(tmp_path / "ckpt").tokenizer()
     with pytest.raises(CheckpointError):
         check_vocab(bpe, bpe.vocab_size - 1)
     check_vocab(bpe, bpe.vocab_size)
@@ -144,10 +145,10 @@ def test_checkpoint_vocab_mismatch_is_a_clear_error(bpe, tmp_path):
 def test_checkpoint_without_tokenizer_is_a_clear_error(bpe, tmp_path):
     _save_checkpoint(tmp_path / "nometa", bpe, bpe.vocab_size, metadata={})
     with pytest.raises(CheckpointError, match="records no tokenizer"):
-        tokenizer_from_checkpoint(tmp_path / "nometa")
+        open_checkpoint(tmp_path / "nometa").tokenizer()
     _save_checkpoint(tmp_path / "nofiles", bpe, bpe.vocab_size)
     shutil.rmtree(tmp_path / "nofiles" / "tokenizer")
     with pytest.raises(CheckpointError, match="needs its folder"):
-        tokenizer_from_checkpoint(tmp_path / "nofiles")
+        open_checkpoint(tmp_path / "nofiles").tokenizer()
     with pytest.raises(CheckpointError, match="not found"):
-        tokenizer_from_checkpoint(tmp_path / "missing")
+        open_checkpoint(tmp_path / "missing").tokenizer()

@@ -62,8 +62,8 @@ def test_each_kind_trains_and_writes_a_run_folder(tmp_path, data, kind):
     val = [r["val_loss"] for r in events if "val_loss" in r]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert len(val) == 3 and val[2] < val[0] and all(math.isfinite(v) for v in val)  # steps 0, 20, 40
-    model = checkpoint.load(result.checkpoint, expect_kind=kind)
-    meta = model.checkpoint_metadata
+    opened = checkpoint.open_checkpoint(result.checkpoint, expect_kind=kind)
+    model, meta = opened.model, opened.metadata
     assert meta["tokenizer"] == data.tokenizer.spec() and meta["step"] == 40
     assert meta["run_config"]["model"]["vocab_size"] == data.tokenizer.vocab_size  # auto
     assert meta["metrics"]["val_loss"] == pytest.approx(val[2])
@@ -81,7 +81,7 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(tmp_path, data, monkeypat
 
     full = train(run_config(tmp_path, "dsl", "full", steps=12, checkpoint_every=4), data=data,
                  progress=False)
-    original = loop._Run._train_step
+    original = loop._Training._train_step
     calls = {"n": 0}
 
     def killed_after_ten(self):
@@ -91,11 +91,11 @@ def test_kill_and_resume_repeats_the_uninterrupted_run(tmp_path, data, monkeypat
         original(self)
 
     cfg = run_config(tmp_path, "dsl", "killed", steps=12, checkpoint_every=4)
-    monkeypatch.setattr(loop._Run, "_train_step", killed_after_ten)
+    monkeypatch.setattr(loop._Training, "_train_step", killed_after_ten)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, data=data, progress=False)
     assert read_metrics(tmp_path / "killed")[-1]["step"] > 8          # logged past the save
-    monkeypatch.setattr(loop._Run, "_train_step", original)
+    monkeypatch.setattr(loop._Training, "_train_step", original)
     resumed = train(cfg, resume=True, data=data, progress=False)
     assert resumed.step == 12
     assert _curve(tmp_path / "killed") == _curve(tmp_path / "full")
@@ -116,10 +116,8 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path, data):
 
 
 def test_init_model_continues_a_checkpoint(tmp_path, data):
-    from dslm.train.starts import continue_from
-
     first = train(run_config(tmp_path, "ar", "first", steps=6), data=data, progress=False)
-    start = continue_from(first.out_dir, "ar")
+    start = checkpoint.open_checkpoint(first.out_dir, expect_kind="ar")
     more = train(run_config(tmp_path, "ar", "more", steps=6), data=data, init_model=start,
                  progress=False)
     first_val = [r["val_loss"] for r in read_metrics(first.out_dir) if "val_loss" in r]
@@ -127,22 +125,24 @@ def test_init_model_continues_a_checkpoint(tmp_path, data):
     assert more_val[0] == pytest.approx(first_val[-1])      # step 0 of "more" = the end of "first"
     assert more_val[-1] < first_val[-1]
     with pytest.raises(CheckpointError, match="holds a 'ar' model"):
-        continue_from(first.out_dir, "mdlm")
+        checkpoint.open_checkpoint(first.out_dir, expect_kind="mdlm")
 
 
 def test_finetune_start_copies_the_mdlm_backbone(tmp_path, data):
     from dslm.train.starts import finetune_start
 
     mdlm = train(run_config(tmp_path, "mdlm", "mdlm", steps=2), data=data, progress=False)
-    dsl = finetune_start(mdlm.checkpoint, {"embed_dim": 12, "hidden_size": 999})
-    source = checkpoint.load(mdlm.checkpoint)
+    start = finetune_start(mdlm.checkpoint, {"embed_dim": 12, "hidden_size": 999})
+    dsl = start.model
+    source = checkpoint.open_checkpoint(mdlm.checkpoint).model
+    assert start.path == mdlm.checkpoint and start.config == dsl.config
     assert dsl.config.kind == "dsl" and dsl.config.embed_dim == 12
     assert dsl.config.hidden_size == source.config.hidden_size          # not a DSL field
     for name, tensor in dsl.backbone.blocks.state_dict().items():
         assert torch.equal(tensor, source.backbone.blocks.state_dict()[name])
-    tuned = train(run_config(tmp_path, "dsl", "tuned", steps=4), data=data, init_model=dsl,
+    tuned = train(run_config(tmp_path, "dsl", "tuned", steps=4), data=data, init_model=start,
                   progress=False)
-    assert checkpoint.load(tuned.checkpoint).config.embed_dim == 12
+    assert checkpoint.open_checkpoint(tuned.checkpoint).model.config.embed_dim == 12
 
 
 # ---------------------------------------------------------------- the parts
@@ -244,8 +244,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data
     model.register_forward_hook(poison)
     with pytest.raises(TrainingError, match=r"NaN/inf at step 7;.*last good checkpoint"):
         train(cfg, data=data, init_model=model, progress=False)
-    kept = checkpoint.load(tmp_path / "run")
-    assert kept.checkpoint_metadata["step"] == 4
+    opened = checkpoint.open_checkpoint(tmp_path / "run")
+    kept = opened.model
+    assert opened.step == 4
     assert all(torch.isfinite(t).all() for t in kept.state_dict().values())
 
 

@@ -22,13 +22,11 @@ def test_tiny_dsl_config_on_the_embedded_corpus(tmp_path):
     result = train(cfg, progress=False)
     val = [r["val_loss"] for r in read_metrics(result.out_dir) if "val_loss" in r]
     assert len(val) == 3 and val[2] < val[1] < val[0]             # steps 0, 15, 30
-    model = checkpoint.load(result.checkpoint, expect_kind="dsl")
-    assert model.config.vocab_size == 1024
-    assert model.checkpoint_metadata["tokenizer"]["kind"] == "bpe"
-    assert model.checkpoint_metadata["data"]["train"]["blocks"] > 100
+    opened = checkpoint.open_checkpoint(result.checkpoint, expect_kind="dsl")
+    assert opened.config.vocab_size == 1024
+    assert opened.tokenizer_spec["kind"] == "bpe"
+    assert opened.metadata["data"]["train"]["blocks"] > 100
 
-    from dslm.data.tokenizers import tokenizer_from_checkpoint
-
-    tok = tokenizer_from_checkpoint(result.checkpoint)
+    tok = opened.tokenizer()
     assert tok.decode(tok.encode("It is a truth universally acknowledged")) == \
         "It is a truth universally acknowledged"

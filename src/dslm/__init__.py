@@ -15,10 +15,17 @@ Layout (one home per idea):
 __version__ = "0.1.0"
 
 
+def open_checkpoint(source, **kwargs):
+    """A ``Checkpoint`` (model, tokenizer, run config, metadata) of any source: see
+    ``dslm.models.checkpoint.open_checkpoint``."""
+    from dslm.models.checkpoint import open_checkpoint as _open
+
+    return _open(source, **kwargs)
+
+
 def from_pretrained(name_or_dir, **kwargs):
     """A :class:`dslm.api.Model` (``.generate``, ``.score``; calls and attributes reach the
-    ``torch.nn.Module``) from a checkpoint folder, a training run, an exported folder, an
-    MDLM hub-format folder or a hub repository id."""
+    ``torch.nn.Module``) of any source ``open_checkpoint`` reads."""
     from dslm.api import from_pretrained as _fp
 
     return _fp(name_or_dir, **kwargs)

@@ -40,21 +40,29 @@ def open_model(source, device: str | torch.device = "cpu", **loader_options):
     """The model of any checkpoint source: a dslm checkpoint or run folder, an exported
     folder, an MDLM hub-format folder / ``.ckpt`` or a hub repo id (``loader_options``:
     ``expect_kind``, ``trust_pickle``, ``cache_dir``). The API's only loader call."""
-    from dslm.models.hub import from_pretrained as load
+    from dslm.models.checkpoint import open_checkpoint
 
-    return load(source, map_location=device, **loader_options)
+    ckpt = open_checkpoint(source, device, **loader_options)
+    model = ckpt.model
+    model.dslm_checkpoint = ckpt            # its tokenizer and metadata (tokenizer_of)
+    return model
 
 
 def tokenizer_of(model):
     """The tokenizer a loaded model records (None when its metadata names none)."""
-    from dslm.data.tokenizers import load_tokenizer, tokenizer_from_checkpoint
+    from pathlib import Path
 
+    from dslm.data.tokenizers import load_tokenizer
+
+    ckpt = getattr(model, "dslm_checkpoint", None)
+    if ckpt is not None:
+        return ckpt.tokenizer() if ckpt.tokenizer_spec is not None else None
     spec = (getattr(model, "checkpoint_metadata", None) or {}).get("tokenizer")
     if not isinstance(spec, dict):
         return None
-    if getattr(model, "checkpoint_path", None) is not None:
-        return tokenizer_from_checkpoint(model.checkpoint_path)
-    return load_tokenizer(spec)
+    where = getattr(model, "checkpoint_path", None)
+    folder = Path(where) / "tokenizer" if where is not None else None
+    return load_tokenizer(spec, folder if folder is not None and folder.is_dir() else None)
 
 
 # ---------------------------------------------------------------- the registry, listed

@@ -145,6 +145,9 @@ def update(cfg, values: Mapping[str, Any], prefix: str = ""):
     """Return a copy of dataclass ``cfg`` with nested ``values`` applied and checked."""
     if not isinstance(values, Mapping):
         raise ConfigError(f"config section '{prefix or '<root>'}' must be a mapping, got {values!r}")
+    if "preset" in values and hasattr(cfg, "preset_values"):   # a named preset, then the keys
+        values = {**cfg.preset_values(str(values["preset"])),
+                  **{k: v for k, v in values.items() if k != "preset"}}
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     hints = _field_types(type(cfg))
     changes = {}

@@ -57,16 +57,20 @@ class DemoConfig:
     seeds: int = 3                      # continuation seeds (DSL and control each) from one base
     base_seeds: int = 2                 # base MDLMs; the extra ones get one continuation seed
     compare: list[str] = field(default_factory=lambda: ["dsl-mdlm:mdlm", "dsl-remdm-loop:remdm-loop"])
-    compare_steps: list[int] = field(default_factory=lambda: [16])
-    compare_samples: int = 86           # per seed: 3 seeds pool 258 paired samples per point
+    compare_steps: list[int] = field(default_factory=lambda: [8, 16, 32])
+    compare_samples: int = 20           # per extra seed (seed 0's pairs are the table's num_samples)
+    judge_tokens: int = 64              # judge / MAUVE encoder read each text's first N tokens (0: all)
+    eval_batch_size: int = 32           # judge batch (CPU: larger batches are faster per text)
     seed: int = 0
     device: str = choices("auto", "cpu", "cuda", default="auto")
 
     def validate(self) -> None:
         for key in ("mdlm_steps", "extra_steps", "ar_steps", "num_samples", "seeds",
-                    "base_seeds", "compare_samples"):
+                    "base_seeds", "compare_samples", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key 'demo.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.judge_tokens < 0:
+            raise ConfigError(f"config key 'demo.judge_tokens' must be >= 0, got {self.judge_tokens}")
         if self.compare_samples < 2:
             raise ConfigError(f"config key 'demo.compare_samples' must be >= 2, got {self.compare_samples}")
         for key in ("steps", "compare_steps"):
@@ -161,7 +165,8 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     """Run (or resume) every stage; returns the table sweep's results document."""
     from dslm.train import train
-    from dslm.train.starts import continue_from, finetune_start
+    from dslm.models.checkpoint import open_checkpoint
+    from dslm.train.starts import finetune_start
     from dslm.train.state import STATE_DIR
 
     cfg.validate()
@@ -185,12 +190,16 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
             c, lambda: finetune_start(b, dataclasses.asdict(c.model))))
         ctl_cfg = _run_config(cfg, "mdlm", out / f"mdlm-control{suffix}", cfg.extra_steps, "extra", seed)
         timer.run(f"mdlm-control{suffix}", lambda c=ctl_cfg, b=base: continuation(
-            c, lambda: continue_from(b, "mdlm")))
+            c, lambda: open_checkpoint(b, expect_kind="mdlm")))
     ar_cfg = _run_config(cfg, "ar", out / "ar", cfg.ar_steps, "ar", cfg.seed)
     timer.run("ar", lambda: train(ar_cfg, resume=True, progress=progress))
 
     doc = timer.run("sweep", lambda: _table_sweep(cfg, out, progress))
     timer.run("compare", lambda: _compare(cfg, out, progress))
+    from dslm.evidence import recipe_facts     # NELBO curves vs the corpus's unigram entropy
+
+    timer.doc["recipe"] = recipe_facts(_run_config(cfg, "mdlm", out / "mdlm", 1, "mdlm", cfg.seed).data,
+                                       {_base_name(j): out / _base_name(j) for j in range(cfg.base_seeds)})
     timer.doc["total_seconds"] = round(sum(timer.doc["stages"].values()), 1)
     timer.doc["total_cpu_seconds"] = round(sum(timer.doc["cpu_stages"].values()), 1)
     atomic_write_json(out / "demo.json", timer.doc)
@@ -215,7 +224,8 @@ def _sweep_config(cfg: DemoConfig, out: Path, models, samplers, steps, extra_poi
     return SweepConfig(
         models=models, samplers=list(samplers), steps=list(steps), extra_points=list(extra_points),
         out=str(out), num_samples=num_samples, seed=cfg.seed, judge=judge, featurizer="",
-        ar_baseline=ar if ar_baseline else "",
+        ar_baseline=ar if ar_baseline else "", truncate_tokens=cfg.judge_tokens,
+        eval_batch_size=cfg.eval_batch_size,
         device="" if cfg.device == "auto" else cfg.device)
 
 
@@ -235,23 +245,32 @@ def _compare(cfg: DemoConfig, out: Path, progress: bool) -> list:
     from dslm.evaluate.sweep import run_sweep
     from dslm.io import atomic_write_text
 
+    from dslm.demo_compare import table_reuse
+
     models, seed_sweeps = [], []
+    samplers = list(dict.fromkeys(s for pair in cfg.pairs() for s in pair))
+    reuse = table_reuse(cfg, out, samplers)     # seed 0's pairs are the table sweep's points
     for j, k, suffix in _continuations(cfg):
         tag = f"base {cfg.seed + j} seed {cfg.seed + j + k}"
         dsl_label, ctl_label = f"DSL ({tag})", f"MDLM control ({tag})"
+        if not suffix and reuse is not None:
+            seed_sweeps.append((j, cfg.seed, *reuse))
+            continue
         models += [(ctl_label, str(out / f"mdlm-control{suffix}")), (dsl_label, str(out / f"dsl{suffix}"))]
-        seed_sweeps.append((j, cfg.seed + j + k, dsl_label, ctl_label))
-    samplers = list(dict.fromkeys(s for pair in cfg.pairs() for s in pair))
+        seed_sweeps.append((j, cfg.seed + j + k, dsl_label, ctl_label, None, None))
     folder = out / "compare"
     doc = run_sweep(_sweep_config(cfg, folder, models, samplers, cfg.compare_steps, [],
-                                  cfg.compare_samples, ar_baseline=False), progress=progress)
+                                  cfg.compare_samples, ar_baseline=False), progress=progress) \
+        if models else {"settings": reuse[2]["settings"]}
     tables = {}
     for j in range(cfg.base_seeds):
-        sweeps = [compare.SeedSweep(seed, doc, d, c, folder) for b, seed, d, c in seed_sweeps if b == j]
+        sweeps = [compare.SeedSweep(seed, d_doc or doc, d, c, d_folder or folder)
+                  for b, seed, d, c, d_doc, d_folder in seed_sweeps if b == j]
         tables[j] = compare.compare(sweeps, cfg.pairs(), list(cfg.compare_steps), seed=cfg.seed)
     judge = doc.get("settings", {}).get("judge", "?")
     atomic_write_json(out / "verdicts.json", {
         "judge": judge, "compare_samples_per_seed": cfg.compare_samples,
+        "seed0_samples": cfg.num_samples if reuse is not None else cfg.compare_samples,
         "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()}})
     md = "".join(f"## Base MDLM seed {cfg.seed + j}\n\n" + compare.table_markdown(rows) + "\n"
                  for j, rows in tables.items())

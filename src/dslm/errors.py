@@ -29,3 +29,10 @@ class TrainingError(DSLMError):
 
 class SamplingError(DSLMError):
     """A sampler that does not fit the model, or bad sampling arguments."""
+
+
+def first_line(e: BaseException, limit: int = 0) -> str:
+    """The first line of an exception's message (its class name when it has none),
+    cut to ``limit`` characters when ``limit`` > 0."""
+    text = str(e).splitlines()[0] if str(e).strip() else e.__class__.__name__
+    return text[:limit] if limit > 0 else text

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from dslm.errors import DSLMError
+from dslm.errors import DSLMError, first_line
 
 #: import name -> (PyPI name, dslm extra that installs it)
 PACKAGES = {
@@ -48,7 +48,7 @@ COMMAND_MODULES = {
               "dslm.sampling"],
     "analyze": ["dslm.analyze", "dslm.analyze.calibration", "dslm.analyze.selfcorrection",
                 "dslm.api"],
-    "export": ["dslm.models.hub"],
+    "export": ["dslm.models.export"],
 }
 
 #: Why a package is needed, for the messages.
@@ -69,9 +69,9 @@ def import_error(module: str) -> str | None:
     try:
         importlib.import_module(module)
     except ImportError as e:
-        return f"{e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else module}"
+        return f"{e.__class__.__name__}: {first_line(e) if str(e) else module}"
     except Exception as e:  # noqa: BLE001 - a broken install is "not usable" too
-        return f"{e.__class__.__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+        return f"{e.__class__.__name__}: {first_line(e, 120)}"
     return None
 
 

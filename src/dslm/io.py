@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from dslm.errors import DSLMError
+from dslm.errors import DSLMError, first_line
 
 
 def _fsync_dir(path: Path) -> None:
@@ -60,7 +60,7 @@ def write_failure(exc: BaseException, target: Path) -> DSLMError | None:
         return _explain(exc, target)
     text = str(exc)
     if any(f in text for f in _WRITE_FAILURES) and not isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        first = text.splitlines()[0][:160] if text else exc.__class__.__name__
+        first = first_line(exc, 160)
         hint = "the disk is probably full; " if "unexpected pos" in text or "space" in text else ""
         return DSLMError(f"could not write {target} ({exc.__class__.__name__}: {first}); "
                          f"{hint}the previous version was kept")

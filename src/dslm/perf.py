@@ -26,20 +26,19 @@ from typing import Callable
 
 import torch
 
+from dslm.errors import first_line
 from dslm.models.config import ModelConfig
 
 
 def forward_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
-    """Forward FLOPs per token of the model described by ``cfg`` (attention included)."""
-    h, v = cfg.hidden_size, cfg.vocab_size
-    length = seq_len or cfg.seq_len
-    ratio = cfg.mlp_ratio
+    """Forward FLOPs per token of the model described by ``cfg`` (attention included; the
+    kind's own matmuls from its class's ``head_gemms``), as nanoGPT's ``estimate_mfu``."""
+    from dslm.models import MODEL_KINDS
+
+    h, length, ratio = cfg.hidden_size, seq_len or cfg.seq_len, cfg.mlp_ratio
     per_block = 2 * (4 + 2 * ratio) * h * h + 4 * length * h
-    out_dim = v + 1 if cfg.kind == "mdlm" else v
-    flops = cfg.n_blocks * per_block + 2 * h * out_dim
-    if cfg.kind == "dsl":
-        flops += 2 * cfg.embed_dim * v + 2 * (v + 1) * h
-    return float(flops)
+    head = sum(2 * k * n for _, k, n in MODEL_KINDS[cfg.kind].head_gemms(cfg, 1))
+    return float(cfg.n_blocks * per_block + head)
 
 
 def train_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float:
@@ -48,13 +47,12 @@ def train_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> float
 
 def gemm_shapes(cfg: ModelConfig, tokens: int) -> list[tuple[int, int, int]]:
     """(M, K, N) of the model's matmuls for ``tokens`` rows (one forward)."""
-    h, v = cfg.hidden_size, cfg.vocab_size
+    from dslm.models import MODEL_KINDS
+
+    h = cfg.hidden_size
     shapes = [(tokens, h, 3 * h), (tokens, h, h), (tokens, h, cfg.mlp_ratio * h),
               (tokens, cfg.mlp_ratio * h, h)] * cfg.n_blocks
-    shapes.append((tokens, h, v + 1 if cfg.kind == "mdlm" else v))
-    if cfg.kind == "dsl":
-        shapes += [(tokens, cfg.embed_dim, v), (tokens, v + 1, h)]
-    return shapes
+    return shapes + MODEL_KINDS[cfg.kind].head_gemms(cfg, tokens)
 
 
 def sync(device: torch.device) -> None:
@@ -188,7 +186,7 @@ class FastNetwork:
                 raise
             import warnings
 
-            warnings.warn(f"torch.compile failed ({e.__class__.__name__}: {str(e).splitlines()[0][:200]}); "
+            warnings.warn(f"torch.compile failed ({e.__class__.__name__}: {first_line(e, 200)}); "
                           "running the model eagerly", RuntimeWarning, stacklevel=2)
             self.fn = self.eager
             out = self._run(self.fn, args, kwargs)

@@ -88,10 +88,11 @@ def test_broken_checkpoints(capsys, tmp_path, runs):
            "truncated or corrupt")
 
     nan = tmp_path / "nan"
-    model = ck.load(runs["mdlm"])
+    opened = ck.open_checkpoint(runs["mdlm"])
+    model = opened.model
     with torch.no_grad():
         model.backbone.output_layer.linear.weight[0, 0] = float("inf")
-    ck.save(model, nan, metadata=model.checkpoint_metadata,
+    ck.save(model, nan, metadata=opened.metadata,
             write_extra=lambda d: shutil.copytree(runs["mdlm"] / "tokenizer", d / "tokenizer"))
     _fails(capsys, ["sample", "--ckpt", nan, "--sampler", "mdlm", "--steps", 2, "--out", out],
            "nan or inf", "output_layer.linear.weight")

@@ -23,7 +23,7 @@ def _cfg(out, cache, steps):
 def test_enospc_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     out, cache = tmp_path / "run", tmp_path / "cache"
     train(_cfg(out, cache, 2), progress=False)
-    good = ck.load(out)
+    good = ck.open_checkpoint(out).model
     x = torch.randint(0, good.config.vocab_size, (1, 8))
     before = good(x)
 
@@ -36,7 +36,7 @@ def test_enospc_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(DSLMError, match="no space left"):
         train(_cfg(out, cache, 6), resume=True, progress=False)
     monkeypatch.undo()
-    assert torch.equal(ck.load(out)(x), before)          # the last good checkpoint is intact
+    assert torch.equal(ck.open_checkpoint(out).model(x), before)          # the last good checkpoint is intact
     assert not any(p.name.endswith(".tmp") for p in out.iterdir())
 
 

@@ -39,14 +39,14 @@ def test_doctor_names_the_commands_a_missing_package_breaks(monkeypatch, capsys,
 
 
 def test_missing_packages_stop_commands_before_work(world, tmp_path, capsys, monkeypatch):
-    import dslm.evaluate.lm as lm
+    import dslm.models.checkpoint as ck
     import dslm.train.loop as loop
 
     def boom(*a, **k):
         raise AssertionError("work started although a needed package is missing")
 
-    monkeypatch.setattr(loop, "_Run", boom)
-    monkeypatch.setattr(lm, "load_checkpoint", boom)
+    monkeypatch.setattr(loop, "_Training", boom)
+    monkeypatch.setattr(ck, "read_weights", boom)
     _hide(monkeypatch, "matplotlib")
     fails(capsys, ["sweep", "--ckpt", f"m={world['mdlm']}", "--samplers", "mdlm", "--steps", 2,
                    "--num-samples", 4, "--judge", world["ar"], "--reference", world["ref"],

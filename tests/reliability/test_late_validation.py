@@ -11,13 +11,14 @@ from .conftest import fails
 @pytest.fixture
 def no_work(monkeypatch):
     import dslm.evaluate.lm as lm
+    import dslm.models.checkpoint as ck
     import dslm.train.loop as loop
 
     def boom(*a, **k):
         raise AssertionError("expensive work started before validation finished")
 
-    monkeypatch.setattr(loop, "_Run", boom)
-    monkeypatch.setattr(lm, "load_checkpoint", boom)
+    monkeypatch.setattr(loop, "_Training", boom)
+    monkeypatch.setattr(ck, "read_weights", boom)
     monkeypatch.setattr(lm, "load_lm", boom)
 
 

@@ -51,10 +51,11 @@ def test_changed_checkpoint_or_option_recomputes_and_moved_folder_resumes(world,
     assert s.calls == ["mdlm"]
 
     # the checkpoint behind the label changes: recomputed, with a note naming why
-    model = ck.load(mdlm)
+    opened = ck.open_checkpoint(mdlm)
+    model = opened.model
     with torch.no_grad():
         next(model.parameters()).add_(0.5)
-    ck.save(model, mdlm, metadata=model.checkpoint_metadata)
+    ck.save(model, mdlm, metadata=opened.metadata)
     capsys.readouterr()
     doc = run_sweep(_cfg(world, out, mdlm), progress=False, sampling=s)
     assert s.calls == ["mdlm", "mdlm"]
@@ -85,10 +86,11 @@ def test_another_judge_is_refused_by_content(world, tmp_path, capsys):
     judge = tmp_path / "judge"
     shutil.copytree(world["ar"], judge)                       # same content, another path: fine
     run_sweep(_cfg(world, out, world["mdlm"], judge=str(judge)), progress=False)
-    model = ck.load(judge)
+    opened = ck.open_checkpoint(judge)
+    model = opened.model
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
-    ck.save(model, judge, metadata=model.checkpoint_metadata)
+    ck.save(model, judge, metadata=opened.metadata)
     try:
         run_sweep(_cfg(world, out, world["mdlm"], judge=str(judge)), progress=False)
     except ConfigError as e:

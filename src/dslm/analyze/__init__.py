@@ -26,11 +26,15 @@ def held_out_blocks(spec: str, tokenizer, seq_len: int, n: int, seed: int = 0,
     rng = np.random.default_rng(seed)
     if spec == "validation":
         from dslm.data import prepare_data
-        from dslm.evaluate.reference import data_config_from_checkpoint
+        from dslm.models.checkpoint import open_checkpoint
 
         if checkpoint is None:
             raise DSLMError("--data validation needs a dslm checkpoint that records its data")
-        val = prepare_data(data_config_from_checkpoint(checkpoint), tokenizer=tokenizer).val
+        data = open_checkpoint(checkpoint, weights=False).data_config
+        data = data() if callable(data) else data
+        if data is None:
+            raise DSLMError(f"checkpoint {checkpoint} records no data config; pass a .txt/.jsonl")
+        val = prepare_data(data, tokenizer=tokenizer).val
         if val.shape[1] < seq_len:
             raise DSLMError(f"validation blocks hold {val.shape[1]} tokens, fewer than {seq_len}")
         pick = rng.choice(len(val), size=min(n, len(val)), replace=False)
@@ -46,6 +50,12 @@ def held_out_blocks(spec: str, tokenizer, seq_len: int, n: int, seed: int = 0,
     blocks = np.asarray(ids[:count * seq_len], dtype=np.int64).reshape(count, seq_len)
     pick = rng.choice(count, size=min(n, count), replace=False)
     return blocks[np.sort(pick)]
+
+
+def is_dslm_folder(spec) -> bool:
+    """A dslm checkpoint or run folder (a judge that can also serve as the reference)."""
+    p = Path(spec)
+    return p.is_dir() and any((q / "config.json").is_file() for q in (p, p / "checkpoint"))
 
 
 def _cpu_seconds() -> float:
@@ -92,9 +102,8 @@ def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=N
     judge_ll = None
     if isinstance(judge, (str, Path)):
         from dslm.evaluate.judges import load_named
-        from dslm.evaluate.lm import is_dslm_checkpoint
 
-        if reference is None and is_dslm_checkpoint(judge):
+        if reference is None and is_dslm_folder(judge):
             reference = judge
         judge = load_named(str(judge), device)
     if judge is not None:

@@ -11,6 +11,19 @@ from pathlib import Path
 
 from dslm.errors import ConfigError, DSLMError
 
+#: What every command's checkpoint flag (--ckpt, --from, --init, --model) accepts.
+CHECKPOINT_SOURCES = ("a dslm checkpoint or run folder (an exported folder is one), an MDLM "
+                      "hub-layout folder or Lightning .ckpt, or a hub repo id")
+
+
+def add_checkpoint_arguments(parser, flag: str = "--ckpt", **kwargs) -> None:
+    """The checkpoint flag and ``--trust-checkpoint``, alike in every command."""
+    what = kwargs.pop("what", "checkpoint")
+    parser.add_argument(flag, help=f"{what}: {CHECKPOINT_SOURCES}", **kwargs)
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="fully unpickle a Lightning .ckpt you trust (MDLM's pickles its tokenizer)")
+
+
 #: Bounds of the integers the commands accept (far above real use, far below overflow).
 MAX_COUNT = 10_000_000
 MAX_SEED = 2 ** 63 - 1

@@ -49,6 +49,11 @@ def add_arguments(parser) -> None:
                    help="a loop sampler option, e.g. eta=0.05 (repeatable)")
 
 
+def _tokenizer_spec(model):
+    ckpt = getattr(model, "dslm_checkpoint", None)
+    return ckpt.tokenizer_spec if ckpt is not None else None
+
+
 def _models(specs, device):
     from dslm.api import open_model, tokenizer_of
     from dslm.errors import DSLMError
@@ -61,8 +66,7 @@ def _models(specs, device):
         if label in models:
             raise DSLMError(f"two checkpoints labelled '{label}'; use LABEL=DIR")
         models[label], sources[label] = open_model(path, device), path
-    tokenizers = {label: (getattr(m, "checkpoint_metadata", None) or {}).get("tokenizer")
-                  for label, m in models.items()}
+    tokenizers = {label: _tokenizer_spec(m) for label, m in models.items()}
     first = next(iter(models))
     for label, spec in tokenizers.items():
         if spec != tokenizers[first]:
@@ -127,16 +131,15 @@ def _run(args) -> int:
         judge_ll = reference = None
         ref_spec = args.reference
         if args.judge is not None:
+            from dslm.analyze import is_dslm_folder
             from dslm.evaluate.judges import load_named
-            from dslm.evaluate.lm import is_dslm_checkpoint
 
             judge_ll = judge_log_likelihood(load_named(args.judge, args.device))
-            if ref_spec is None and is_dslm_checkpoint(args.judge):
+            if ref_spec is None and is_dslm_folder(args.judge):
                 ref_spec = args.judge
         if ref_spec is not None:
             reference = open_model(ref_spec, args.device)
-            spec = (getattr(reference, "checkpoint_metadata", None) or {}).get("tokenizer")
-            if spec != (next(iter(models.values())).checkpoint_metadata or {}).get("tokenizer"):
+            if _tokenizer_spec(reference) != _tokenizer_spec(next(iter(models.values()))):
                 raise DSLMError(f"reference {ref_spec} uses a different tokenizer from the models")
         rows = sc.self_correction(models, tokenizer, steps, args.num_samples, args.seed, judge_ll,
                                   reference, args.wrong_rank, max_judged=args.max_judged,

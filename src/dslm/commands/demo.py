@@ -13,13 +13,13 @@ def add_arguments(parser) -> None:
                         help="train on this corpus: plain text (documents separated by blank lines) "
                              "or JSON lines with a 'text' field; default: the embedded one")
     parser.add_argument("--quick", action="store_true",
-                        help="a ~2 minute smoke run (few steps, few samples): checks the pipeline only")
+                        help="a smoke run of a few minutes (few steps, few samples): checks the pipeline only")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="DemoConfig overrides, e.g. mdlm_steps=1000 steps=[8,32,128]")
 
 
 QUICK = ["mdlm_steps=20", "extra_steps=10", "ar_steps=20", "num_samples=16", "steps=[4,8]",
-         "samplers=[mdlm,dsl-remdm-loop]", "extra_points=[hybrid:8]", "seeds=2", "base_seeds=2",
+         "samplers=[remdm-loop,dsl-remdm-loop]", "extra_points=[hybrid:8]", "seeds=2", "base_seeds=2",
          "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[8]", "compare_samples=8"]
 
 

@@ -14,9 +14,12 @@ def add_arguments(p) -> None:
                         "causal LM name/folder (default gpt2-large, needs the hub)")
     p.add_argument("--featurizer", default=None,
                    help="MAUVE features from this causal LM (default: the judge)")
-    p.add_argument("--model", default=None,
-                   help="checkpoint that produced the samples: its tokenizer lets an AR judge read "
-                        "the token ids as they are, its data config gives 'validation'")
+    from dslm.commands._checks import add_checkpoint_arguments
+
+    add_checkpoint_arguments(p, "--model", default=None,
+                             what="the checkpoint that produced the samples (its tokenizer lets an "
+                                  "AR judge read the token ids as they are, its data config gives "
+                                  "'validation')")
     p.add_argument("--num-reference", type=int, default=0,
                    help="reference texts to draw (default: as many as samples)")
     p.add_argument("--seed", type=int, default=0, help="seed of the reference draw")
@@ -73,14 +76,13 @@ def _preflight(args) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from dslm.evaluate.lm import load_lm
     from dslm.evaluate.metrics import Evaluator
     from dslm.evaluate.reference import load_reference
     from dslm.evaluate.samples import read_samples
     from dslm.io import atomic_write_json
     from dslm.locks import folder_lock
+    from dslm.processes import resolve_device
     from dslm.provenance import environment, identity
     from dslm.repro import reproducible
 
@@ -89,13 +91,14 @@ def run(args) -> int:
     texts = [r["text"] for r in records]
     has_tokens = all(isinstance(r.get("tokens"), list) for r in records)
     tokens = [r["tokens"] for r in records] if has_tokens else None
-    spec = None
+    opened = None
     if args.model:
-        from dslm.models.checkpoint import read_config
+        from dslm.models.checkpoint import open_checkpoint
 
-        spec = (read_config(args.model).get("metadata") or {}).get("tokenizer")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    with folder_lock(args.out, kind="file"), reproducible(True, 0, torch.device(device).type):
+        opened = open_checkpoint(args.model, weights=False, trust_pickle=args.trust_checkpoint)
+    spec = opened.tokenizer_spec if opened is not None else None
+    device = resolve_device(args.device, what="--device")
+    with folder_lock(args.out, kind="file"), reproducible(True, 0, device.type):
         judge = load_lm(args.judge, device)
         featurizer = None
         reference = None
@@ -103,7 +106,7 @@ def run(args) -> int:
             fspec = args.featurizer or args.judge
             featurizer = judge if fspec == args.judge else load_lm(fspec, device)
             reference = load_reference(args.reference, args.num_reference or len(texts), args.seed,
-                                       checkpoint=args.model)
+                                       checkpoint=opened)
         evaluator = Evaluator(judge, featurizer, reference, args.batch_size, progress=True)
         metrics = evaluator.evaluate(texts, tokens, spec)
         doc = {"samples": str(args.samples), **_summary(records), "metrics": metrics,

@@ -6,22 +6,22 @@ HELP = "write a hub-ready model folder (safetensors, config, tokenizer, model ca
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--ckpt", required=True,
-                        help="dslm checkpoint or run folder, MDLM folder or .ckpt, or hub repo id")
+    from dslm.commands._checks import add_checkpoint_arguments
+
+    add_checkpoint_arguments(parser, required=True)
     parser.add_argument("--out", required=True, help="folder to write (must be new or empty)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace --out if it already holds files")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="fully unpickle a .ckpt you trust (MDLM's pickles its tokenizer)")
 
 
 def run(args) -> int:
     from dslm.models import count_parameters
-    from dslm.models.hub import export, from_pretrained
+    from dslm.models.checkpoint import open_checkpoint
+    from dslm.models.export import export
 
     out = export(args.ckpt, args.out, overwrite=args.overwrite,
                  trust_pickle=args.trust_checkpoint)
-    model = from_pretrained(out)
+    model = open_checkpoint(out).model
     files = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
     print(f"exported a '{model.config.kind}' model ({count_parameters(model) / 1e6:.2f}M "
           f"parameters) to {out}: {', '.join(files)}")

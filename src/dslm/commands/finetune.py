@@ -4,8 +4,8 @@
     dslm finetune --from kuleshov-group/mdlm-owt --config configs/owt-small-dsl-finetune.yaml
 
 ``--from`` takes a dslm MDLM checkpoint (or run folder) directly; anything else (a
-hub-layout folder or repo id, MDLM's Lightning ``.ckpt``) is read by
-``dslm.models.hub.load_mdlm``. The backbone is copied and only what DSL adds is new
+hub-layout folder or repo id, MDLM's Lightning ``.ckpt``) is converted by
+``dslm.models.checkpoint.open_checkpoint``. The backbone is copied and only what DSL adds is new
 (``dslm.models.convert.dsl_from_mdlm``); the model section of the config sets only
 the DSL fields (``embed_dim``, ``snr_max``, ...). Without ``--config`` the built-in
 defaults are the paper's recipe: AdamW 3e-4, betas (0.9, 0.999), no weight decay,

@@ -8,7 +8,9 @@ HELP = "draw samples from a checkpoint with a named sampler (JSON lines out)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--ckpt", required=True, help="dslm checkpoint or training run folder")
+    from dslm.commands._checks import add_checkpoint_arguments
+
+    add_checkpoint_arguments(parser, required=True)
     parser.add_argument("--sampler", required=True,
                         help="sampler name (mdlm, remdm-loop, roar-ar, dsl-continuous, hybrid, ar, ...)")
     parser.add_argument("--steps", type=int, required=True, help="step budget T (network calls)")
@@ -27,31 +29,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output file (.jsonl)")
 
 
-def _device(name: str):
-    import torch
-
-    from dslm.errors import SamplingError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SamplingError(f"unknown device '{name}'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SamplingError(f"device '{name}' asked for, but CUDA is not available")
-    return device
-
-
-def _tokenizer(model):
-    """The checkpoint's tokenizer, or None when its metadata records none."""
-    if not isinstance(getattr(model, "checkpoint_metadata", {}).get("tokenizer"), dict):
-        return None
-    from dslm.data.tokenizers import tokenizer_from_checkpoint
-
-    return tokenizer_from_checkpoint(model.checkpoint_path)
-
-
 def run(args) -> int:
     import time
 
@@ -63,7 +40,8 @@ def run(args) -> int:
     from dslm.evaluate.samples import PartialSamples, sample_records
     from dslm.io import check_disjoint, check_output_file
     from dslm.locks import folder_lock
-    from dslm.models.checkpoint import load, resolve
+    from dslm.models.checkpoint import open_checkpoint, resolve
+    from dslm.processes import resolve_device
     from dslm.provenance import environment, identity
     from dslm.repro import reproducible
     from dslm.api import generate_batch
@@ -85,10 +63,11 @@ def run(args) -> int:
                    what="--out")
     check_output_file(args.out)
     require_tokenizer_packages(args.ckpt, "dslm sample")
-    device = _device(args.device)
+    device = resolve_device(args.device, what="--device")
     with folder_lock(args.out, kind="file"), reproducible(True, 0, device.type):
-        model = load(args.ckpt, map_location=device)
-        tokenizer = _tokenizer(model)
+        opened = open_checkpoint(args.ckpt, device, trust_pickle=args.trust_checkpoint)
+        model = opened.model
+        tokenizer = opened.tokenizer() if opened.tokenizer_spec is not None else None
         seq_len = args.seq_len or model.config.seq_len
         provenance = {"checkpoint": identity(args.ckpt), "options": to_plain(resolved),
                       "environment": environment()}
@@ -103,7 +82,7 @@ def run(args) -> int:
                                         seq_len if args.infill is None else args.seq_len,
                                         args.steps, gen, prompt=args.prompt, infill=args.infill,
                                         batch_size=n, progress=True,
-                                        where=f"checkpoint {model.checkpoint_path}", **options)
+                                        where=f"checkpoint {args.ckpt}", **options)
                 nfe, seq_len = max(nfe, result.nfe), len(result.ids[0])
                 ids, texts = result.ids, result.texts
                 records = sample_records(texts, ids, result.nfe, args.sampler, args.steps,

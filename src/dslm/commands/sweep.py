@@ -12,9 +12,10 @@ def _csv(value: str) -> list[str]:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--ckpt", action="append", default=[], metavar="[LABEL=]PATH",
-                   help="a dslm checkpoint or run folder, or an MDLM hub folder / repo id "
-                        "(e.g. kuleshov-group/mdlm-owt); repeatable; LABEL names its rows")
+    from dslm.commands._checks import add_checkpoint_arguments
+
+    add_checkpoint_arguments(p, action="append", default=[], metavar="[LABEL=]PATH",
+                             what="a model to sweep (repeatable; LABEL names its rows)")
     p.add_argument("--ar-baseline", default="", metavar="CKPT",
                    help="AR checkpoint: sampled as the baseline line, and the default judge")
     p.add_argument("--samplers", default=None, help="comma-separated sampler names")
@@ -31,9 +32,12 @@ def add_arguments(p) -> None:
                         "all-minilm-l6-v2 when installed, else the judge)")
     p.add_argument("--reference", default=None,
                    help="'validation' (the first model's held-out data) or a .txt/.jsonl file")
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="a sweep file of SweepConfig keys (e.g. configs/sweeps/owt-protocol.yaml); "
+                        "explicit flags override it")
     p.add_argument("--protocol", choices=["owt"], default=None,
-                   help="the paper's OpenWebText protocol (5000 x 1024 tokens, GPT-2 Large, "
-                        "T=128..1024 + hybrid T=48); explicit flags override it")
+                   help="the paper's OpenWebText protocol, configs/sweeps/owt-protocol.yaml "
+                        "(5000 x 1024 tokens, GPT-2 Large, T=128..1024 + hybrid T=48)")
     p.add_argument("--sampler-option", action="append", default=[], metavar="SAMPLER.KEY=VALUE",
                    help="an option passed to one sampler, e.g. remdm-loop.eta=0.04 (repeatable)")
     p.add_argument("--seed", type=int, default=0,
@@ -60,12 +64,12 @@ def parse_models(values: list[str]) -> list[tuple[str, str]]:
 
 
 def build_config(args):
-    """The SweepConfig of the parsed arguments (protocol preset first, then flags)."""
+    """The SweepConfig of the parsed arguments (a sweep file or protocol first, then flags)."""
     import dataclasses
 
     from dslm.config import parse_overrides
     from dslm.errors import ConfigError
-    from dslm.evaluate.protocol import apply_protocol
+    from dslm.evaluate.protocol import apply_protocol, apply_sweep_file
     from dslm.evaluate.sweep import SweepConfig
 
     flags = {"samplers": _csv(args.samplers) if args.samplers is not None else None,
@@ -82,9 +86,12 @@ def build_config(args):
                       out=args.out,
                       seed=args.seed, batch_size=args.batch_size, ar_baseline=args.ar_baseline,
                       eval_batch_size=args.eval_batch_size, device=args.device,
-                      sampler_options=parse_overrides(args.sampler_option))
+                      sampler_options=parse_overrides(args.sampler_option),
+                      trust_checkpoint=args.trust_checkpoint)
     if args.protocol:
         cfg = apply_protocol(cfg, args.protocol)
+    if args.config:
+        cfg = apply_sweep_file(cfg, args.config)
     return dataclasses.replace(cfg, **given)
 
 

@@ -64,11 +64,11 @@ def early_checks(cfg, inputs: dict) -> None:
 def run(args) -> int:
     from dslm.train import train
     from dslm.train.config import load_run_config
-    from dslm.train.starts import continue_from, run_config_of
+    from dslm.models.checkpoint import open_checkpoint
 
-    base = run_config_of(args.init) if args.init and not args.config else None
+    base = open_checkpoint(args.init, weights=False).run_config() if args.init and not args.config else None
     cfg = load_run_config(args.config, args.overrides, args.out, args.resume, base=base)
     early_checks(cfg, {"the --init checkpoint": args.init})
-    init = continue_from(args.init, cfg.model.kind) if args.init else None
+    init = open_checkpoint(args.init, expect_kind=cfg.model.kind) if args.init else None
     report(train(cfg, resume=args.resume, init_model=init, progress=not args.no_progress))
     return 0

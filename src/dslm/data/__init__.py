@@ -6,8 +6,7 @@ evaluation; ``dslm.data.tokenizers`` holds the tokenizer protocol and its loader
 
 from dslm.data.config import DataConfig, PreparedData
 from dslm.data.prepare import prepare_data
-from dslm.data.tokenizers import (check_vocab, load_tokenizer, tokenizer_from_checkpoint,
-                                  tokenizer_writer)
+from dslm.data.tokenizers import check_vocab, load_tokenizer, tokenizer_writer
 
 __all__ = ["DataConfig", "PreparedData", "prepare_data", "load_tokenizer",
-           "tokenizer_from_checkpoint", "check_vocab", "tokenizer_writer"]
+           "check_vocab", "tokenizer_writer"]

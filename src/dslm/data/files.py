@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from dslm.errors import DataError
+from dslm.errors import DataError, first_line
 
 SUFFIXES = (".txt", ".jsonl", ".parquet")
 _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n")
@@ -94,7 +94,7 @@ def _parquet_documents(path: Path, text_field: str) -> list[str]:
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"{path} is not a readable parquet file ({str(e).splitlines()[0]})") from None
+        raise DataError(f"{path} is not a readable parquet file ({first_line(e)})") from None
     if text_field not in schema.names:
         raise DataError(f"{path} has no column '{text_field}' (columns: {', '.join(schema.names)})")
     try:

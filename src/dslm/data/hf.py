@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from dslm.errors import DataError
+from dslm.errors import DataError, first_line
 
 TEXT8_CHUNK_CHARS = 100_000
 
@@ -80,8 +80,7 @@ def _load_split(corpus: HubCorpus, split: str, local_path: str):
         raise
     except Exception as e:  # hub/network/format errors from datasets: report one line
         where = local_path or f"hub dataset {corpus.path}"
-        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        raise DataError(f"cannot load split '{split}' of {where}: {msg}") from None
+        raise DataError(f"cannot load split '{split}' of {where}: {first_line(e)}") from None
 
 
 def _text_column(ds, text_field: str, where: str):

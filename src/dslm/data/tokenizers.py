@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from dslm.errors import CheckpointError, ConfigError, DataError
+from dslm.errors import CheckpointError, ConfigError, DataError, first_line
 
 EOS_TEXT = "<|endoftext|>"
 UNK_TEXT = "\ufffd"
@@ -125,7 +125,7 @@ class BPETokenizer:
         try:
             return cls(Backend.from_file(str(path)))
         except Exception as e:  # tokenizers raises a bare Exception on a bad file
-            raise DataError(f"cannot read BPE tokenizer {path}: {str(e).splitlines()[0]}") from None
+            raise DataError(f"cannot read BPE tokenizer {path}: {first_line(e)}") from None
 
     def encode(self, text: str) -> list[int]:
         return self.backend.encode(text).ids
@@ -231,10 +231,12 @@ def load_tokenizer(spec: dict[str, Any], directory: str | Path | None = None) ->
 
 
 def tokenizer_from_path(path: str | Path) -> Tokenizer:
-    """A tokenizer from a folder: a dslm checkpoint, a saved dslm tokenizer, or a hub-format GPT-2 folder."""
+    """A tokenizer from a folder: a saved dslm tokenizer, the one in a checkpoint's (or a
+    training run's) ``tokenizer/`` folder, or a hub-format GPT-2 folder."""
     path = Path(path)
-    if (path / "config.json").is_file() or (path / "checkpoint").is_dir():
-        return tokenizer_from_checkpoint(path)
+    for inner in ("tokenizer", "checkpoint/tokenizer"):
+        if not (path / SPEC_FILE).is_file() and (path / inner / SPEC_FILE).is_file():
+            path = path / inner
     if (path / SPEC_FILE).is_file():
         try:
             spec = json.loads((path / SPEC_FILE).read_text(encoding="utf-8"))
@@ -251,24 +253,6 @@ def check_vocab(tokenizer: Tokenizer, model_vocab_size: int) -> None:
     if tokenizer.vocab_size != model_vocab_size:
         raise CheckpointError(f"tokenizer has {tokenizer.vocab_size} tokens but the model expects "
                               f"vocab_size {model_vocab_size}; use the tokenizer the model was trained with")
-
-
-def tokenizer_from_checkpoint(ckpt_dir: str | Path) -> Tokenizer:
-    """The tokenizer stored with a checkpoint: ``metadata["tokenizer"]`` + ``<ckpt>/tokenizer/``."""
-    from dslm.models.checkpoint import read_config, resolve
-
-    path = resolve(ckpt_dir)
-    doc = read_config(path)
-    spec = doc.get("metadata", {}).get("tokenizer")
-    if not isinstance(spec, dict):
-        raise CheckpointError(f"checkpoint {path} records no tokenizer (metadata['tokenizer'] is missing)")
-    folder = path / "tokenizer"
-    try:
-        tok = load_tokenizer(spec, folder if folder.is_dir() else None)
-    except DataError as e:
-        raise CheckpointError(f"checkpoint {path}: {e}") from None
-    check_vocab(tok, int(doc["model"].get("vocab_size", -1)))
-    return tok
 
 
 def tokenizer_writer(tokenizer: Tokenizer) -> Callable[[Path], None]:

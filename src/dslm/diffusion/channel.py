@@ -48,11 +48,6 @@ def unit_sphere_embeddings(vocab_size: int, dim: int,
     return normalize_rows(g).to(dtype)
 
 
-def default_embed_dim(vocab_size: int) -> int:
-    """The DSL authors' heuristic ``d ~ 16 log|V| / log 35`` (GPT-2: 48.7 -> the paper uses 64)."""
-    return max(4, int(round(16 * math.log(max(vocab_size, 2)) / math.log(35))))
-
-
 def revealed_mask(snr: torch.Tensor) -> torch.Tensor:
     """Positions whose SNR is infinite (revealed tokens)."""
     return torch.isinf(snr) & (snr > 0)
@@ -89,6 +84,11 @@ def clean_point(tokens: torch.Tensor, embeddings: torch.Tensor,
 def evidence(y: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
     """Per-token evidence ``ell_i(v) = <y_i, e_v>``: [B, L, d] x [V, d] -> [B, L, V]."""
     return torch.matmul(y, embeddings.to(y.dtype).t())
+
+
+def posterior_mean(logits: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+    """``xhat = E[e_x | y] = softmax(logits) @ E``: [B, L, V] x [V, d] -> [B, L, d]."""
+    return torch.softmax(logits.float(), dim=-1) @ embeddings
 
 
 def posterior(y: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:

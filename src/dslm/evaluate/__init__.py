@@ -9,7 +9,6 @@
   reference.py    reference texts from a file or a checkpoint's validation data
   sweep.py        ``run_sweep(SweepConfig)``: (model, sampler, T) grid, resumable
   report.py       ``sweep.md`` table and ``sweep.png`` plot
-  distributed.py  sample sharding across torchrun ranks
   protocol.py     the paper's OpenWebText protocol preset
 """
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dslm.errors import ConfigError, DSLMError
+from dslm.errors import ConfigError, DSLMError, first_line
 
 SMOLLM2 = "smollm2-135m"
 MINILM = "all-minilm-l6-v2"
@@ -158,8 +158,8 @@ class SentenceFeaturizer:
             self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
             self.model = AutoModel.from_pretrained(str(folder)).float()
         except (OSError, ValueError) as e:
-            first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-            raise DSLMError(f"could not load the sentence encoder in {folder} ({first[:160]})") from None
+            raise DSLMError(f"could not load the sentence encoder in {folder} "
+                            f"({first_line(e, 160)})") from None
         self.device = torch.device(device)
         self.model.to(self.device).eval()
         self.name = name or str(folder)
@@ -207,12 +207,10 @@ def load_minilm(device: str | torch.device = "cpu") -> SentenceFeaturizer:
 
 def checkpoint_identity(lm) -> dict:
     """What a dslm-AR or hub judge's figures depend on: its weights file when local."""
-    from dslm.models.checkpoint import WEIGHTS
-
     ident = {"name": lm.name, "kind": "dslm-ar" if lm.__class__.__name__ == "DslmCausalLM" else "hf"}
-    path = getattr(getattr(lm, "model", None), "checkpoint_path", None)
-    if path is not None and (Path(path) / WEIGHTS).is_file():
-        ident.update(file=str(Path(path) / WEIGHTS), sha256=file_sha256(Path(path) / WEIGHTS))
+    path = getattr(lm, "weights_file", None)
+    if path is not None and Path(path).is_file():
+        ident.update(file=str(path), sha256=file_sha256(path))
     return ident
 
 

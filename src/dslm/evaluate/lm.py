@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dslm.errors import CheckpointError, DSLMError
+from dslm.errors import CheckpointError, DSLMError, first_line
 
 EOS_TEXT = "<|endoftext|>"          # the document separator of GPT-2-style vocabularies
 
@@ -77,6 +77,7 @@ class CausalLM:
     eos_id: int | None            # EOS beyond the first of a window is not scored
     empty_id: int                 # stands in for an empty text when a feature is needed
     tokenizer_spec: dict | None = None
+    weights_file: Path | None = None    # a local weights file the scores depend on
     device: torch.device
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -168,9 +169,8 @@ class HFCausalLM(CausalLM):
             self.tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)
             self.model = AutoModelForCausalLM.from_pretrained(name_or_path, **extra, **weights)
         except (OSError, ValueError, ImportError) as e:
-            first = str(e).splitlines()[0] if str(e) else e.__class__.__name__
             raise DSLMError(f"could not load the causal LM '{name_or_path}' from the hub or a local "
-                            f"folder ({first[:160]}); offline, pass a dslm AR checkpoint") from None
+                            f"folder ({first_line(e, 160)}); offline, pass a dslm AR checkpoint") from None
         self.device = torch.device(device)
         self.model.to(self.device).eval()
         self.name = name or str(name_or_path)
@@ -218,13 +218,17 @@ class DslmCausalLM(CausalLM):
         self.eos_id = int(tokenizer.eos_id)
         self.pad_id = self.eos_id
         self.empty_id = self.pad_id
-        meta = getattr(model, "checkpoint_metadata", {}) or {}
-        self.tokenizer_spec = tokenizer_spec if tokenizer_spec is not None else meta.get("tokenizer")
+        self.tokenizer_spec = tokenizer_spec
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu"):
-        model, tokenizer = load_checkpoint(path, device, expect_kind="ar")
-        return cls(model, tokenizer, device, name=Path(path).name)
+        """The judge of any dslm ``ar`` checkpoint source, with its recorded tokenizer."""
+        from dslm.models.checkpoint import WEIGHTS, open_checkpoint
+
+        ck = open_checkpoint(path, device, expect_kind="ar")
+        judge = cls(ck.model, ck.tokenizer(), device, ck.tokenizer_spec, name=Path(path).name)
+        judge.weights_file = ck.path / WEIGHTS if ck.path is not None else None
+        return judge
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [list(self.tokenizer.encode(t)) for t in texts]
@@ -236,36 +240,10 @@ class DslmCausalLM(CausalLM):
         return self.model.hidden_features(ids)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                    expect_kind: str | None = None):
-    """(model, tokenizer) of a dslm checkpoint or run folder, or of any MDLM source that
-    ``dslm.models.hub`` reads (hub folder layout, hub repo id); the tokenizer is the one
-    the checkpoint records."""
-    from dslm.data.tokenizers import load_tokenizer, tokenizer_from_checkpoint
-    from dslm.models.hub import from_pretrained
-
-    model = from_pretrained(path, map_location=device, expect_kind=expect_kind)
-    if getattr(model, "checkpoint_path", None) is not None:
-        return model, tokenizer_from_checkpoint(model.checkpoint_path)
-    spec = (getattr(model, "checkpoint_metadata", None) or {}).get("tokenizer")
-    if spec is None:
-        raise CheckpointError(f"checkpoint {path} records no tokenizer")
-    return model, load_tokenizer(spec)
-
-
-def is_dslm_checkpoint(spec: str | Path) -> bool:
-    """A dslm checkpoint folder or a training run folder holding ``checkpoint/``."""
-    p = Path(spec)
-    if not p.is_dir():
-        return False
-    for cand in (p / "config.json", p / "checkpoint" / "config.json"):
-        if cand.is_file() and '"format": "dslm"' in cand.read_text(encoding="utf-8", errors="ignore"):
-            return True
-    return False
-
-
 def load_lm(spec: str, device: str | torch.device = "cpu", max_length: int | None = None) -> CausalLM:
     """A dslm AR checkpoint path, or a Hugging Face causal LM name/folder (e.g. gpt2-large)."""
+    from dslm.models.checkpoint import is_dslm_checkpoint
+
     if is_dslm_checkpoint(spec):
         return DslmCausalLM.from_checkpoint(spec, device)
     return HFCausalLM(spec, device, max_length)

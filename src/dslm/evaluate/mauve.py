@@ -26,10 +26,6 @@ class MauveResult:
     frontier_integral: float
     num_buckets: int
 
-    def as_dict(self) -> dict:
-        return {"mauve": self.mauve, "frontier_integral": self.frontier_integral,
-                "num_buckets": self.num_buckets}
-
 
 def _check(name: str, feats) -> np.ndarray:
     arr = np.asarray(feats, dtype=np.float32)

@@ -62,7 +62,11 @@ class Evaluator:
         feats = self.featurizer.features(ids, self.batch_size, self.progress)
         res = compute_mauve(feats, self.reference_features(), self.num_buckets,
                             self.scaling_factor, self.mauve_seed)
-        return {"mauve": res.mauve, "mauve_num_buckets": res.num_buckets}
+        from dslm.evaluate.intervals import mauve_interval   # 95% CI, fixed quantisation
+
+        ci = mauve_interval(feats, self.reference_features(), res.mauve, res.num_buckets,
+                            self.scaling_factor, self.mauve_seed)
+        return {"mauve": res.mauve, "mauve_num_buckets": res.num_buckets, "mauve_ci": ci.as_dict()}
 
     def evaluate(self, texts: Sequence[str], token_ids: Sequence[Sequence[int]] | None = None,
                  tokenizer_spec: dict | None = None, with_mauve: bool = True,
@@ -88,6 +92,11 @@ class Evaluator:
                 out.update(self.cache.scores(identity(self.judge), ids, compute))
             else:
                 out.update(compute())
+            from dslm.evaluate.intervals import point_genppl_interval
+
+            ci = point_genppl_interval(out)
+            if ci is not None:
+                out["gen_ppl_ci"] = ci
         if token_ids is None:
             if self.judge is None:
                 raise DSLMError("entropy needs the samples' token ids or a judge to tokenise texts")

@@ -3,25 +3,9 @@ data a checkpoint was trained on (``prepare_data(...).reference_texts(n, seed)``
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from dslm.errors import CheckpointError, DataError
+from dslm.errors import DataError
 
 VALIDATION = "validation"
-
-
-def data_config_from_checkpoint(path: str | Path):
-    """The ``DataConfig`` training stored in ``metadata["run_config"]["data"]``."""
-    from dslm.config import from_dict
-    from dslm.data.config import DataConfig
-    from dslm.models.checkpoint import read_config
-
-    meta = read_config(path).get("metadata", {}) or {}
-    data = (meta.get("run_config") or {}).get("data")
-    if isinstance(data, dict):
-        return from_dict(DataConfig, data)
-    raise CheckpointError(f"checkpoint {path} records no data config; "
-                          "pass --reference FILE.txt/.jsonl instead of 'validation'")
 
 
 def validation_texts(data_config, n: int, seed: int, tokenizer=None) -> list[str]:
@@ -37,9 +21,10 @@ def validation_texts(data_config, n: int, seed: int, tokenizer=None) -> list[str
     return texts
 
 
-def load_reference(spec: str, n: int, seed: int, checkpoint: str | Path | None = None,
+def load_reference(spec: str, n: int, seed: int, checkpoint=None,
                    data_config=None) -> list[str]:
-    """Reference texts for ``spec``: ``validation`` (from ``data_config`` or ``checkpoint``)
+    """Reference texts for ``spec``: ``validation`` (from ``data_config`` or ``checkpoint``,
+    a ``Checkpoint`` or any source ``open_checkpoint`` reads)
     or a ``.txt``/``.jsonl`` file."""
     from dslm.evaluate.samples import read_reference_file
 
@@ -50,13 +35,13 @@ def load_reference(spec: str, n: int, seed: int, checkpoint: str | Path | None =
     if checkpoint is None:
         raise DataError("--reference validation needs a dslm checkpoint whose data config "
                         "names the corpus (or pass a .txt/.jsonl file)")
-    from dslm.data.tokenizers import tokenizer_from_checkpoint
+    from dslm.models.checkpoint import Checkpoint, open_checkpoint
 
-    return validation_texts(data_config_from_checkpoint(checkpoint), n, seed,
-                            tokenizer_from_checkpoint(checkpoint))
+    opened = checkpoint if isinstance(checkpoint, Checkpoint) else open_checkpoint(checkpoint, weights=False)
+    return validation_texts(opened.data_config(), n, seed, opened.tokenizer())
 
 
-def reference_pair(spec: str, n: int, seed: int, checkpoint: str | Path | None = None,
+def reference_pair(spec: str, n: int, seed: int, checkpoint=None,
                    data_config=None) -> tuple[list[str], list[str]]:
     """Two reference sets of ``n`` texts: the one samples are scored against, and a second
     one for the reference data's own MAUVE. Disjoint when the source holds 2n texts, else

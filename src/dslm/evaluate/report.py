@@ -27,9 +27,17 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _with_ci(rec: dict, key: str, digits: int) -> str:
+    """``value (low-high)`` when the record carries a 95% interval ``<key>_ci``, else the value."""
+    ci = rec.get(f"{key}_ci")
+    if not ci:
+        return _fmt(rec.get(key), digits)
+    return f"{_fmt(rec.get(key), digits)} ({_fmt(ci['low'], digits)}-{_fmt(ci['high'], digits)})"
+
+
 def _row(model, sampler, rec: dict) -> list[str]:
-    return [model, sampler, _fmt(rec.get("steps")), _fmt(rec.get("nfe")), _fmt(rec.get("mauve")),
-            _fmt(rec.get("gen_ppl"), 2), _fmt(rec.get("entropy")), _fmt(rec.get("seconds"), 2)]
+    return [model, sampler, _fmt(rec.get("steps")), _fmt(rec.get("nfe")), _with_ci(rec, "mauve", 3),
+            _with_ci(rec, "gen_ppl", 1), _fmt(rec.get("entropy")), _fmt(rec.get("seconds"), 2)]
 
 
 def ordered_points(doc: dict) -> list[dict]:
@@ -53,7 +61,9 @@ def markdown_table(doc: dict) -> str:
             f"{s.get('num_samples', '?')} samples per point; judge `{s.get('judge')}`"
             + (f" (FALLBACK judge: {s['judge_fallback']})" if s.get("judge_fallback") else "") + ", "
             f"MAUVE features `{s.get('featurizer')}`, reference `{s.get('reference')}`; "
-            "entropy in nats (per-sample unigram, averaged); T = the step budget, NFE = the "
+            "entropy in nats (per-sample unigram, averaged); MAUVE and gen PPL with a 95% "
+            "bootstrap interval over samples where recorded (dslm.evaluate.intervals); "
+            "T = the step budget, NFE = the "
             "network calls made (cache hits free, a final argmax call counted).", "", *lines]
     notes = doc.get("skipped", [])
     if notes:

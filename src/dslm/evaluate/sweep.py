@@ -8,12 +8,13 @@ and writes ``sweep.json`` and ``sweep.md`` (atomically, after every point) and
 Resumable: a point is keyed by (model, sampler, steps, num_samples, seq_len, seed)
 and a key already in ``sweep.json`` is never recomputed. Samplers that do not fit a
 model's kind are skipped with a note. Under torchrun every rank samples its share
-and rank 0 scores and writes (``dslm.evaluate.distributed``).
+and rank 0 scores and writes (``dslm.processes``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -25,8 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from dslm.errors import ConfigError, DSLMError
-from dslm.evaluate import distributed as dd
-from dslm.evaluate import judges, lm, sweepcheck
+from dslm import processes as dd
+from dslm.evaluate import judges, sweepcheck
 from dslm.io import atomic_write_json
 from dslm.provenance import environment
 from dslm.perf import sync
@@ -55,6 +56,7 @@ class SweepConfig:
     data_config: Any = None                  # reference corpus for 'validation' (else a model's)
     clean_up_spaces: bool = False            # metric texts: HF clean-up of spaces (ReMDM)
     truncate_tokens: int = 0                 # judge/featurizer read the first N tokens; 0: all
+    trust_checkpoint: bool = False           # fully unpickle Lightning .ckpt models
 
     def validate(self) -> None:
         if not self.models:
@@ -114,26 +116,18 @@ def check_sampler_names(names: list[str], registry) -> None:
 
 def _model_seq_len(cfg: SweepConfig, ckpt: str) -> int:
     """The sample length: ``cfg.seq_len``, else the dslm checkpoint's own length."""
-    if cfg.seq_len:
-        return cfg.seq_len
-    if not lm.is_dslm_checkpoint(ckpt):
-        raise ConfigError(f"{ckpt} is not a local dslm checkpoint: give the sample length "
-                          "(--seq-len)")
-    from dslm.models.checkpoint import read_config
-
-    return int(read_config(ckpt)["model"]["seq_len"])
+    return cfg.seq_len or _own_seq_len(ckpt, cfg.trust_checkpoint)
 
 
-def _device(cfg: SweepConfig, ctx: dd.DistContext) -> torch.device:
-    if cfg.device:
-        return torch.device(cfg.device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", ctx.local_rank)
-    return torch.device("cpu")
+@functools.lru_cache(maxsize=16)
+def _own_seq_len(ckpt: str, trust: bool) -> int:
+    from dslm.models.checkpoint import open_checkpoint
+
+    return int(open_checkpoint(ckpt, weights=False, trust_pickle=trust).config.seq_len)
 
 
 def generate(sample_fn, model, sampler: str, num_samples: int, seq_len: int, steps: int, seed: int,
-             batch_size: int, options: dict, ctx: dd.DistContext, progress: bool = False
+             batch_size: int, options: dict, ctx: dd.Dist, progress: bool = False
              ) -> tuple[list[list[int]], int, float]:
     """(token lists of all ranks in rank order, NFE, wall seconds) of one sampling run.
 
@@ -162,8 +156,8 @@ class _Sweep:
         self.cfg = cfg
         self.sampling = sampling
         self.progress = progress
-        self.ctx = dd.context()
-        self.device = _device(cfg, self.ctx)
+        self.ctx = dd.setup(cfg.device, "--device")
+        self.device = self.ctx.device
         self.out = Path(cfg.out)
         self.doc = self._load_doc() if self.ctx.is_main else {}
         self._evaluator = None
@@ -289,9 +283,10 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
     if sampling is None:
         import dslm.sampling as sampling
     cfg.validate()
-    if dd.context().is_main:
+    main = dd.setup(cfg.device, "--device").is_main
+    if main:
         sweepcheck.preflight(cfg, sampling)
-    with folder_lock(cfg.out, enabled=dd.context().is_main), reproducible(True):
+    with folder_lock(cfg.out, enabled=main), reproducible(True):
         return _run_sweep(cfg, progress, sampling)
 
 
@@ -328,7 +323,7 @@ def _run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
         todo = [p for p in todo if p[4] not in done]
         if not todo:
             continue
-        model, tokenizer = lm.load_checkpoint(ckpt, run.device)
+        model, tokenizer = _open(ckpt, run)
         fits = set(sampling.available_samplers(model))
         for _, _, sampler, steps, key in todo:
             if sampler not in fits:
@@ -352,11 +347,19 @@ def _run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
     return run.doc if main else {}
 
 
+def _open(ckpt: str, run: _Sweep):
+    """(model, tokenizer) of any checkpoint source."""
+    from dslm.models.checkpoint import open_checkpoint
+
+    opened = open_checkpoint(ckpt, run.device, trust_pickle=run.cfg.trust_checkpoint)
+    return opened.model, opened.tokenizer()
+
+
 def _ar_baseline(run: _Sweep) -> None:
     """Sample the AR checkpoint (its first fitting sampler, one call per token) and score it."""
     cfg, main = run.cfg, run.ctx.is_main
     seq_len = _model_seq_len(cfg, cfg.ar_baseline)
-    model, tokenizer = lm.load_checkpoint(cfg.ar_baseline, run.device)
+    model, tokenizer = _open(cfg.ar_baseline, run)
     names = list(run.sampling.available_samplers(model))
     if not names:
         raise DSLMError(f"no sampler fits the AR baseline {cfg.ar_baseline}")

@@ -80,13 +80,11 @@ def _corpus_identity(cfg) -> str:
     if data is not None:
         data = dataclasses.asdict(data) if dataclasses.is_dataclass(data) else data
     else:
-        try:
-            from dslm.models.checkpoint import read_config
+        from dslm.models.checkpoint import is_dslm_checkpoint, open_checkpoint
 
-            meta = read_config(cfg.models[0][1]).get("metadata") or {}
-            data = (meta.get("run_config") or {}).get("data")
-        except DSLMError:
-            data = None
+        ckpt = cfg.models[0][1]
+        meta = open_checkpoint(ckpt, weights=False).metadata if is_dslm_checkpoint(ckpt) else {}
+        data = (meta.get("run_config") or {}).get("data")
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k not in ("cache_dir", "num_proc")}
     return fingerprint({"data": data, "model": cfg.models[0][1] if data is None else None})

@@ -60,3 +60,6 @@ class TruncatedLM:
 
     def features(self, token_lists, *args, **kwargs):
         return self._lm.features(self._cut(token_lists), *args, **kwargs)
+
+    def nll_per_text(self, token_lists, *args, **kwargs):
+        return self._lm.nll_per_text(self._cut(token_lists), *args, **kwargs)

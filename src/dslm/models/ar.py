@@ -20,6 +20,18 @@ class ARModel(nn.Module):
     kind = "ar"
     fused_head = True      # forward(x, targets=, weights=) -> HeadLoss
 
+    @staticmethod
+    def head_gemms(cfg: ModelConfig, tokens: int) -> list[tuple[int, int, int]]:
+        """(M, K, N) of the output head [h -> V]."""
+        return [(tokens, cfg.hidden_size, cfg.vocab_size)]
+
+    @staticmethod
+    def objective(schedule, train, eos_id: int | None = None):
+        """``ar_loss``: next-token NLL."""
+        from dslm.diffusion.losses import ar_loss
+
+        return lambda model, x0, generator: ar_loss(model, x0, generator)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

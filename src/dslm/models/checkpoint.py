@@ -8,7 +8,7 @@ exact table is always restored. Optional extra files (a tokenizer folder, traini
 state) are written into the same directory by a ``write_extra`` callback, inside the
 same atomic swap (``dslm.io.atomic_directory``).
 
-``load`` rebuilds the exact model or raises a one-line :class:`CheckpointError`
+``open_checkpoint`` (the one loader, for every source) rebuilds the exact model or raises a one-line :class:`CheckpointError`
 naming the problem: missing folder or file, not a dslm checkpoint, unknown kind,
 wrong kind for the caller, missing/unexpected tensors, shape mismatch, a truncated
 or corrupt safetensors file, or NaN/inf weights.
@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
 from dslm import __version__
 from dslm.config import from_dict, to_dict
-from dslm.errors import CheckpointError, ConfigError
+from dslm.errors import CheckpointError, ConfigError, first_line
 from dslm.io import atomic_directory, resolve_directory
 
 FORMAT = "dslm"
@@ -80,7 +81,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{cfg_path} is not valid JSON ({e.__class__.__name__})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a dslm checkpoint ({CONFIG} lacks format: {FORMAT}); "
-                              "to load an MDLM checkpoint use dslm.models.hub")
+                              "open_checkpoint reads MDLM sources")
     version = doc.get("format_version", 0)
     if not isinstance(version, int) or isinstance(version, bool):
         raise CheckpointError(f"{cfg_path} has an invalid format_version {version!r}")
@@ -90,6 +91,15 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc.get("model"), dict):
         raise CheckpointError(f"{cfg_path} has no 'model' section")
     return doc
+
+
+def is_dslm_checkpoint(source: str | Path) -> bool:
+    """A local dslm checkpoint or training-run folder (``config.json`` with ``format: dslm``)."""
+    try:
+        read_config(source)
+    except CheckpointError:
+        return False
+    return True
 
 
 def model_config(doc: dict[str, Any]):
@@ -111,8 +121,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(wpath))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        raise CheckpointError(f"{wpath} is truncated or corrupt ({msg})") from None
+        raise CheckpointError(f"{wpath} is truncated or corrupt ({first_line(e)})") from None
 
 
 def check_state_dict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
@@ -134,54 +143,132 @@ def check_state_dict(model: torch.nn.Module, tensors: dict[str, torch.Tensor], w
             raise CheckpointError(f"{where}: tensor '{k}' holds NaN or inf values")
 
 
-def _build(cfg, tensors: dict[str, torch.Tensor], meta: bool) -> torch.nn.Module:
-    """The model of ``cfg``; on the meta device (no memory) to check shapes first.
-
-    A DSL model takes its table E from the file rather than from the seed.
-    """
-    import dataclasses
-
+def build_from_tensors(cfg, tensors: dict[str, torch.Tensor], meta: bool = False) -> torch.nn.Module:
+    """The model of ``cfg`` for saved ``tensors``, on the meta device (no memory) to check
+    shapes first. A class that needs more than its config (DSL: the table E from the
+    file) says so in ``from_tensors``; the others are built from the config and loaded."""
     from dslm.models import MODEL_KINDS
 
+    cls = MODEL_KINDS[cfg.kind]
     try:
         with torch.device("meta") if meta else contextlib.nullcontext():
-            if cfg.kind != "dsl":
-                return MODEL_KINDS[cfg.kind](cfg)
-            if "embed_directions" not in tensors:
-                raise CheckpointError("checkpoint is missing tensor 'embed_directions'")
-            if cfg.input_beta <= 0:   # never re-calibrate on load: the file holds beta
-                cfg = dataclasses.replace(cfg, input_beta=1.0)
-            return MODEL_KINDS["dsl"](cfg, embeddings=tensors["embed_directions"])
+            return cls.from_tensors(cfg, tensors) if hasattr(cls, "from_tensors") else cls(cfg)
     except (ValueError, RuntimeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        raise CheckpointError(f"checkpoint does not match its config: {reason}") from None
+        raise CheckpointError(f"checkpoint does not match its config: {first_line(e)}") from None
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu",
-         expect_kind: str | tuple[str, ...] | None = None) -> torch.nn.Module:
-    """Rebuild the exact model saved at ``path`` (in eval mode).
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model and what its checkpoint records, whatever the source format.
 
-    ``expect_kind`` ("dsl", "mdlm", "ar" or a tuple) refuses a checkpoint of another
-    kind with a message naming both. The checkpoint's metadata is attached to the
-    model as ``model.checkpoint_metadata`` and its folder as ``model.checkpoint_path``.
+    ``path``: the dslm checkpoint folder (None for a converted MDLM source);
+    ``metadata``: the parsed ``metadata`` section (tokenizer spec, run config, step,
+    metrics, data, source); ``model``: None when opened with ``weights=False``.
     """
+
+    model: torch.nn.Module | None
+    config: Any                                   # the ModelConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    source: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def step(self) -> int | None:
+        return self.metadata.get("step")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.metadata.get("metrics") or {})
+
+    @property
+    def tokenizer_spec(self) -> dict[str, Any] | None:
+        spec = self.metadata.get("tokenizer")
+        return spec if isinstance(spec, dict) else None
+
+    def tokenizer(self):
+        """The tokenizer the checkpoint records (``metadata["tokenizer"]`` + its ``tokenizer/``
+        folder), checked against the model's vocabulary."""
+        from dslm.data.tokenizers import check_vocab, load_tokenizer
+        from dslm.errors import DataError
+
+        if self.tokenizer_spec is None:
+            raise CheckpointError(f"checkpoint {self.path or self.source} records no tokenizer "
+                                  "(metadata['tokenizer'] is missing)")
+        folder = self.path / "tokenizer" if self.path is not None else None
+        try:
+            tok = load_tokenizer(self.tokenizer_spec, folder if folder and folder.is_dir() else None)
+        except DataError as e:
+            raise CheckpointError(f"checkpoint {self.path or self.source}: {e}") from None
+        check_vocab(tok, int(self.config.vocab_size))
+        return tok
+
+    def run_config(self):
+        """The ``RunConfig`` the model was trained with (metadata ``run_config``), or None."""
+        from dslm.train.config import RunConfig
+
+        saved = self.metadata.get("run_config")
+        if not isinstance(saved, dict):
+            return None
+        try:
+            return from_dict(RunConfig, saved)
+        except ConfigError as e:
+            raise CheckpointError(f"checkpoint {self.path} holds an invalid run config: {e}") from None
+
+    def data_config(self):
+        """The ``DataConfig`` training stored in ``metadata["run_config"]["data"]``."""
+        from dslm.data.config import DataConfig
+
+        data = (self.metadata.get("run_config") or {}).get("data")
+        if not isinstance(data, dict):
+            raise CheckpointError(f"checkpoint {self.path or self.source} records no data config; "
+                                  "pass --reference FILE.txt/.jsonl instead of 'validation'")
+        return from_dict(DataConfig, data)
+
+
+def _check_kind(kind: str, expect_kind, where) -> None:
     from dslm.models import MODEL_KINDS
 
-    path = resolve(path)
+    if kind not in MODEL_KINDS:
+        raise CheckpointError(f"checkpoint {where} has unknown model kind '{kind}'")
+    kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind or ())
+    if kinds and kind not in kinds:
+        raise CheckpointError(f"checkpoint {where} holds a '{kind}' model, "
+                              f"this needs {' or '.join(repr(k) for k in kinds)}")
+
+
+def open_checkpoint(source: str | Path, map_location: str | torch.device = "cpu",
+                    expect_kind: str | tuple[str, ...] | None = None, trust_pickle: bool = False,
+                    cache_dir: str | Path | None = None, weights: bool = True) -> Checkpoint:
+    """The one loader: a :class:`Checkpoint` (model in eval mode) from any source.
+
+    ``source``: a dslm checkpoint or training-run folder (an exported folder is one),
+    an MDLM folder in the hub layout, MDLM's Lightning ``.ckpt`` (full unpickling only
+    with ``trust_pickle``), or a hub repo id (fetched; see ``dslm.models.mdlm_import``).
+    ``expect_kind`` refuses another model kind naming both; ``weights=False`` reads
+    only a dslm folder's config and metadata (``model`` is then None).
+    """
+    from dslm.models import mdlm_import
+
+    path = mdlm_import.locate(source, cache_dir)
+    fmt = mdlm_import.source_format(path)
+    if fmt != "dslm":
+        _check_kind("mdlm", expect_kind, source)
+        model, metadata = mdlm_import.read_mdlm(path, fmt, trust_pickle, map_location)
+        return Checkpoint(model, model.config, {"source": str(source), **metadata}, None, str(source))
     doc = read_config(path)
     cfg = model_config(doc)
-    if cfg.kind not in MODEL_KINDS:
-        raise CheckpointError(f"checkpoint {path} has unknown model kind '{cfg.kind}'")
-    if expect_kind is not None:
-        kinds = (expect_kind,) if isinstance(expect_kind, str) else tuple(expect_kind)
-        if cfg.kind not in kinds:
-            raise CheckpointError(f"checkpoint {path} holds a '{cfg.kind}' model, "
-                                  f"this needs {' or '.join(repr(k) for k in kinds)}")
+    _check_kind(cfg.kind, expect_kind, path)
+    metadata = doc.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"checkpoint {path}: 'metadata' in {CONFIG} must be an object")
+    if not weights:
+        return Checkpoint(None, cfg, metadata, path, str(source))
     tensors = read_weights(path)
-    check_state_dict(_build(cfg, tensors, meta=True), tensors, f"checkpoint {path}")
-    model = _build(cfg, tensors, meta=False)   # sizes now match the file: safe to allocate
+    check_state_dict(build_from_tensors(cfg, tensors, meta=True), tensors, f"checkpoint {path}")
+    model = build_from_tensors(cfg, tensors)   # sizes now match the file: safe to allocate
     model.load_state_dict(tensors)
-    model.to(map_location).eval()
-    model.checkpoint_metadata = doc.get("metadata", {})
-    model.checkpoint_path = path
-    return model
+    return Checkpoint(model.to(map_location).eval(), cfg, metadata, path, str(source))

@@ -5,7 +5,8 @@
   * ``mdlm``: token ids over V + [MASK], optional time input, SUBS output;
   * ``ar``:   causal next-token model (the offline judge and the AR baseline).
 
-Presets: ``tiny`` (tests, CPU demos) and ``small`` (MDLM's OpenWebText size).
+Presets (the one place each size is written; a run file names one as ``model.preset``):
+``tiny`` (tests, CPU demos) and ``small`` (MDLM's OpenWebText size).
 """
 
 from __future__ import annotations
@@ -77,16 +78,26 @@ class ModelConfig:
         if not 0.0 < self.mask_weight < 1.0:
             raise ConfigError(f"config key 'model.mask_weight' must be in (0, 1), got {self.mask_weight}")
 
+    @staticmethod
+    def preset_values(name: str) -> dict:
+        """The fields of size preset ``name`` (``model.preset`` in a run file or override)."""
+        return preset_values(name)
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.n_heads
 
 
-def preset(name: str, **overrides) -> ModelConfig:
-    """A ModelConfig from a named size preset, with field overrides."""
+def preset_values(name: str) -> dict:
+    """The fields of size preset ``name`` (a run file's ``model.preset``)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset '{name}'; allowed: {', '.join(PRESETS)}")
-    values = {**PRESETS[name], **overrides}
+    return dict(PRESETS[name])
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    """A ModelConfig from a named size preset, with field overrides."""
+    values = {**preset_values(name), **overrides}
     cfg = dataclasses.replace(ModelConfig(), **values)
     cfg.validate()
     return cfg

@@ -8,7 +8,7 @@ With no time input ``sigma = 0`` and every adaLN output is a learned constant.
 
 Parameter names follow MDLM's DiT (``vocab_embed.embedding``, ``sigma_map.mlp.*``,
 ``blocks.{i}.attn_qkv.weight``, ``output_layer.linear.*``, ...) so the public MDLM
-checkpoint maps onto it one to one (see ``dslm.models.hub``).
+checkpoint maps onto it one to one (see ``dslm.models.mdlm_import``).
 """
 
 from __future__ import annotations

@@ -77,6 +77,29 @@ def initial_beta(cfg: ModelConfig, embeddings: torch.Tensor) -> float:
 class DSLDenoiser(nn.Module):
     kind = "dsl"
     fused_head = True      # forward(y, targets=, weights=) -> HeadLoss (dslm.diffusion.losses)
+    #: ModelConfig fields only a DSL model has (a fine-tune from an MDLM sets them).
+    OWN_FIELDS = ("embed_dim", "embed_seed", "freeze_embed", "snr_max", "mask_weight",
+                  "beta_init", "norm_conditioning", "activation_checkpointing")
+
+    @staticmethod
+    def head_gemms(cfg: ModelConfig, tokens: int) -> list[tuple[int, int, int]]:
+        """(M, K, N) of the matmuls outside the blocks: W_in [V+1 -> h] on the evidence,
+        the evidence <y, E> [d -> V] and the output head [h -> V]."""
+        v = cfg.vocab_size
+        return [(tokens, cfg.hidden_size, v), (tokens, cfg.embed_dim, v), (tokens, v + 1, cfg.hidden_size)]
+
+    @staticmethod
+    def objective(schedule, train, eos_id: int | None = None):
+        """``dsl_loss`` with the run's SNR schedule and recipe flags (``dslm.diffusion.losses``)."""
+        from dslm.diffusion.losses import dsl_loss
+
+        ignore_id = eos_id if train.loss_exclude_eos else None
+
+        def dsl(model, x0, generator):
+            return dsl_loss(model, x0, schedule, generator,
+                            loss_on_revealed=train.loss_on_revealed, mix_lambda=train.mix_lambda,
+                            ignore_id=ignore_id, mix_formula=train.mix_formula)
+        return dsl
 
     def __init__(self, cfg: ModelConfig, embeddings: torch.Tensor | None = None):
         super().__init__()
@@ -104,6 +127,16 @@ class DSLDenoiser(nn.Module):
         self.backbone = DiT(v + 1, v, cfg.hidden_size, cfg.n_blocks, cfg.n_heads, cfg.cond_dim,
                             cfg.mlp_ratio, cfg.dropout, causal=False,
                             activation_checkpointing=cfg.activation_checkpointing)
+
+    @classmethod
+    def from_tensors(cls, cfg: ModelConfig, tensors: dict) -> "DSLDenoiser":
+        """The model for saved ``tensors``: the table E comes from the file, never from
+        the seed, and beta is never re-calibrated (the file holds it)."""
+        if "embed_directions" not in tensors:
+            raise ValueError("checkpoint is missing tensor 'embed_directions'")
+        if cfg.input_beta <= 0:
+            cfg = dataclasses.replace(cfg, input_beta=1.0)
+        return cls(cfg, embeddings=tensors["embed_directions"])
 
     @property
     def embeddings(self) -> torch.Tensor:
@@ -150,8 +183,3 @@ class DSLDenoiser(nn.Module):
             return self.backbone.forward_hidden(h, sigma)
         return HeadLoss(*self.backbone.head_cross_entropy(self.backbone.features(h, sigma),
                                                           targets, weights))
-
-    def posterior_mean(self, y: torch.Tensor) -> torch.Tensor:
-        """xhat(y) = E_p(x|y)[e_x] = softmax(f(y)) @ E: the localization drift, [B, L, d]."""
-        probs = torch.softmax(self(y).float(), dim=-1)
-        return probs @ self.embeddings.float()

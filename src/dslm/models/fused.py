@@ -3,7 +3,8 @@
 * **Padding.** A GEMM whose width is a vocabulary size (50257, 50258) runs on slow
   fallback kernels. Every vocabulary-wide weight is zero-padded per call to
   ``padded_size(n)`` (a multiple of ``PAD_MULTIPLE`` = 64) rows; padded slots get score
-  -inf in every softmax (probability exactly 0) and outputs are sliced back to the true
+  ``MASKED`` = -1e30 in every softmax (probability exactly 0, as with -inf, without the
+  -inf - (-inf) = NaN a fused kernel could form) and outputs are sliced back to the true
   width, so results are those of the unpadded model. Parameters keep their true shape
   (checkpoints, the MDLM hub layout, EMA and optimizer state are unchanged); the cost
   is one weight-sized copy per call.
@@ -30,6 +31,11 @@ import torch.nn.functional as F
 
 #: Vocabulary-wide GEMM widths are padded to a multiple of this.
 PAD_MULTIPLE = 64
+#: The score of a padded slot: finite, so that no fused softmax / log-sum-exp (e.g. an
+#: online softmax whose running max starts at -inf) ever forms -inf - (-inf) = NaN, and
+#: low enough that exp(MASKED - max) is exactly 0 in float32 for any finite row max, as
+#: -inf gives: outputs are bit-identical to masking with -inf.
+MASKED = -1e30
 #: Elements of one [rows, V] float32 chunk (256 MiB): bounds every vocabulary-wide temporary.
 CHUNK_ELEMENTS = 2 ** 26
 
@@ -94,7 +100,7 @@ def _join(parts: list[torch.Tensor]) -> torch.Tensor:
 def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad):
     """Per-row CE [N] and, if ``need_grad``, (dCE/dh [N, H] in cd, dW [Vp, H], db [Vp]) of
     sum_i w_i CE_i, one row chunk at a time: logits z (float32, columns >= classes set to
-    -inf), log p = log_softmax(z), CE = -log p[x], dz = w (p - onehot(x))."""
+    MASKED), log p = log_softmax(z), CE = -log p[x], dz = w (p - onehot(x))."""
     n, hidden = h.shape
     vp = padded_size(weight.shape[0])
     w = pad_rows(weight.to(cd), vp)
@@ -110,12 +116,12 @@ def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad):
         hs, t = hc[s:s + rows], target[s:s + rows, None]
         z = (torch.addmm(b, hs, w.t()) if b is not None else hs @ w.t()).float()
         if classes < vp:
-            z[:, classes:] = float("-inf")
+            z[:, classes:] = MASKED
         logp = torch.log_softmax(z, dim=-1)
         ces.append(-logp.gather(1, t).squeeze(1))
         if not need_grad:
             continue
-        g = logp.exp_()                                   # softmax; exactly 0 where -inf
+        g = logp.exp_()                                   # softmax; exactly 0 where MASKED
         g.scatter_add_(1, t, torch.full(t.shape, -1.0, dtype=g.dtype, device=g.device))
         g.mul_(token_weight[s:s + rows, None])
         gc = g.to(cd)
@@ -184,7 +190,7 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 
 
 def _converter_chunk(ys, kp, bp):
-    """softmax(y K^T + b) [r, Vp] (float32; exactly 0 on the padded slots, whose b is -inf)."""
+    """softmax(y K^T + b) [r, Vp] (float32; exactly 0 on the padded slots, whose b is MASKED)."""
     return torch.softmax(torch.addmm(bp, ys, kp.t()), dim=-1)
 
 
@@ -198,7 +204,7 @@ class _SoftEmbedding(torch.autograd.Function):
     def forward(ctx, y, keys, bias, w_in, cd):
         vp = padded_size(keys.shape[0])
         with _no_autocast(y):
-            kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, float("-inf"))
+            kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, MASKED)
             wp = pad_rows(w_in.to(cd), vp)
             rows = chunk_rows(vp)
             out = _join([(_converter_chunk(y[s:s + rows], kp, bp).to(cd) @ wp).to(w_in.dtype)
@@ -215,7 +221,7 @@ class _SoftEmbedding(torch.autograd.Function):
         vp = padded_size(v1)
         need_y, need_k, need_b, need_w = ctx.needs_input_grad[:4]
         with _no_autocast(y):
-            kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, float("-inf"))
+            kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, MASKED)
             wp = pad_rows(w_in.to(cd), vp)
             gys = []
             gk = torch.zeros_like(kp) if need_k else None

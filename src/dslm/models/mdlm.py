@@ -31,6 +31,23 @@ class MDLMDenoiser(nn.Module):
     kind = "mdlm"
     fused_head = True      # forward(x, sigma, targets=, weights=) -> HeadLoss
 
+    @staticmethod
+    def head_gemms(cfg: ModelConfig, tokens: int) -> list[tuple[int, int, int]]:
+        """(M, K, N) of the output head [h -> V+1] (the [MASK] logit included)."""
+        return [(tokens, cfg.hidden_size, cfg.vocab_size + 1)]
+
+    @staticmethod
+    def objective(schedule, train, eos_id: int | None = None):
+        """``mdlm_loss``: the NELBO under the log-linear schedule with SUBS
+        (``train.mdlm_weighting=flat`` trains on the masked-token mean CE; in eval mode,
+        validation always reports the NELBO)."""
+        from dslm.diffusion.losses import mdlm_loss
+
+        def mdlm(model, x0, generator):
+            weighting = train.mdlm_weighting if model.training else "nelbo"
+            return mdlm_loss(model, x0, generator, weighting=weighting)
+        return mdlm
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

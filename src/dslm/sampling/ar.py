@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from dslm.sampling.common import Network, Run, TokenOptions, draw_tokens, model_device
+from dslm.sampling.common import Run, TokenOptions, draw_tokens
 
 
 def sample_ar(model, opts: TokenOptions, run: Run):
-    run.net = Network(model, model_device(model))
     c = run.constraints
     x = c.apply(torch.zeros_like(c.ids))
     for i in range(x.shape[1]):

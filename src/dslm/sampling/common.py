@@ -62,19 +62,37 @@ class TokenOptions:
 DRAW_CHUNK_ELEMENTS = 2 ** 26
 
 
-def nucleus(probs: torch.Tensor, top_p: float, first_k: int = 64) -> torch.Tensor:
+def nucleus(probs: torch.Tensor, top_p: float, first_k: int = 64,
+            keys: torch.Tensor | None = None) -> torch.Tensor:
     """Rows of ``probs`` [K, V] restricted to their nucleus and renormalised.
 
     One stable descending sort per row (no data-dependent loop, no host sync): a token
     is kept when the sorted cumulative mass up to and including it is ``<= top_p``; the
-    most likely token always stays. ``first_k`` is unused (kept for compatibility).
+    most likely token always stays. ``keys`` (optional, e.g. the float32 logits the
+    probabilities came from) are sorted instead of ``probs``: any keys that order the
+    row as ``probs`` does, ties included (p = g(key) with g non-decreasing), give the same
+    result, and a 32-bit sort costs about half a 64-bit one. ``first_k`` is unused (kept
+    for compatibility).
     """
     if top_p >= 1.0 or probs.shape[0] == 0:
         return probs
-    top, idx = probs.sort(dim=-1, descending=True, stable=True)
-    keep = top.cumsum(dim=-1) <= top_p
+    if keys is None:
+        keys = probs
+        sorted_keys, idx = probs.sort(dim=-1, descending=True, stable=True)
+        top = sorted_keys
+    else:
+        sorted_keys, idx = keys.sort(dim=-1, descending=True, stable=True)
+        top = probs.gather(-1, idx)
+    keep = top.cumsum(dim=-1) <= top_p           # a prefix of the sorted row (cumsum grows)
     keep[:, 0] = True
-    kept = torch.zeros_like(probs).scatter_(-1, idx, top.mul_(keep))
+    # the kept tokens are the first m of the stable order: every key above the m-th key,
+    # and of the keys equal to it (stable: in index order) those up to its index; one
+    # elementwise mask in the original order instead of a scatter
+    cut = keep.sum(dim=-1, keepdim=True) - 1
+    kappa, last = sorted_keys.gather(-1, cut), idx.gather(-1, cut)
+    positions = torch.arange(probs.shape[-1], device=probs.device)
+    kept_mask = (keys > kappa) | ((keys == kappa) & (positions <= last))
+    kept = torch.where(kept_mask, probs, 0.0)
     return kept / kept.sum(dim=-1, keepdim=True)
 
 
@@ -84,11 +102,27 @@ def token_probs(scores: torch.Tensor, opts: TokenOptions) -> torch.Tensor:
     logits = scores.double()
     if opts.temperature != 1.0:
         logits = logits / opts.temperature
-    return nucleus(torch.softmax(logits, dim=-1), opts.top_p)
+    # softmax(double(s) / tau) is non-decreasing in s: sorting the (32-bit) scores orders
+    # the row as its probabilities, ties included
+    keys = scores if scores.dtype in (torch.float32, torch.bfloat16, torch.float16) else None
+    return nucleus(torch.softmax(logits, dim=-1), opts.top_p, keys=keys)
 
 
-def _invert_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The first v with F(v) > u F(V) per row (float64 CDF), never past the last p > 0."""
+#: Columns per block of the two-level inverse-CDF search (``_invert_cdf``).
+CDF_BLOCK = 256
+
+
+def _last_positive(vals: torch.Tensor) -> torch.Tensor:
+    """Index of the last entry > 0 per row of ``vals`` [K, n] (0 for a row with none):
+    an argmax over the flipped boolean map (1 byte per entry, no int64 temporary)."""
+    positive = vals > 0
+    last = vals.shape[-1] - 1 - positive.flip(-1).view(torch.uint8).argmax(dim=-1)
+    return torch.where(positive.any(dim=-1), last, 0)
+
+
+def _invert_cdf_dense(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The first v with F(v) > u F(V) per row (dense float64 CDF), never past the last p > 0.
+    Few kernels: the choice for the few rows a masked step draws (``draw_tokens``)."""
     cdf = probs.double().cumsum(dim=-1)
     ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1)
     positions = torch.arange(probs.shape[-1], device=probs.device)
@@ -96,12 +130,49 @@ def _invert_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.minimum(ids, last)
 
 
+def _invert_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The first v with F(v) > u F(V) per row (float64 CDF), never a token with p = 0.
+
+    Two-level search, so no [K, V] float64 CDF is written: block sums of ``CDF_BLOCK``
+    columns (float64 accumulation) and their cumulative sum locate the block holding the
+    crossing, then the CDF inside that one block (its float64 prefix + the block's
+    entries) locates the token. Mathematically the dense rule ``searchsorted(cumsum(p),
+    u F(V))``; only the summation order of the float64 CDF differs, so a draw can differ
+    from the dense one only when u F(V) lies within float64 rounding (~1e-16) of a CDF
+    step. The crossing v has F(v) > F(v - 1), i.e. p_v > 0; where rounding leaves no
+    crossing (u F(V) rounded up to F(V)), the last token with p > 0 is taken.
+    """
+    k, v = probs.shape
+    blk = min(CDF_BLOCK, v)
+    v0 = v - v % blk
+    sums = probs[:, :v0].reshape(k, v0 // blk, blk).sum(dim=-1, dtype=torch.float64)
+    if v0 < v:
+        sums = torch.cat([sums, probs[:, v0:].sum(dim=-1, keepdim=True, dtype=torch.float64)], 1)
+    cum = sums.cumsum(dim=-1)                                          # [K, blocks]
+    target = u.to(torch.float64) * cum[:, -1:]                         # [K, 1]
+    block = torch.searchsorted(cum, target, right=True).clamp_(max=cum.shape[1] - 1)
+    base = torch.where(block > 0, cum.gather(1, (block - 1).clamp_min(0)), 0.0)
+    cols = block * blk + torch.arange(blk, device=probs.device)        # [K, blk]
+    vals = probs.gather(1, cols.clamp(max=v - 1)).double().masked_fill_(cols >= v, 0.0)
+    local = torch.cat([base, vals], dim=1).cumsum(dim=-1)              # F at the block's start, inside it
+    j = torch.searchsorted(local, target, right=True) - 1              # [K, 1]; blk: none
+    ids = (block * blk + j.clamp(max=blk - 1)).squeeze(-1)
+    # no crossing found: the last p > 0 in this block, else in the last block with mass
+    in_block = (vals > 0).any(dim=-1)
+    last_block = _last_positive(sums)[:, None]
+    cols2 = last_block * blk + torch.arange(blk, device=probs.device)
+    vals2 = probs.gather(1, cols2.clamp(max=v - 1)).masked_fill_(cols2 >= v, 0)
+    fallback = torch.where(in_block, block.squeeze(-1) * blk + _last_positive(vals),
+                           last_block.squeeze(-1) * blk + _last_positive(vals2))
+    return torch.where(j.squeeze(-1) < blk, ids, fallback)
+
+
 def categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One draw per row of ``probs`` [K, V] (rows need not sum to 1), by inverting the
     float64 CDF at one float64 uniform per row: the first v with F(v) > u F(V)."""
     u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64,
                    device=probs.device)
-    return _invert_cdf(probs, u)
+    return _invert_cdf(probs, u)      # K = every position: the two-level search (no [K, V] CDF)
 
 
 def draw_rows(width: int) -> int:
@@ -119,9 +190,13 @@ def draw_tokens(scores: torch.Tensor, opts: TokenOptions,
     """
     k = scores.shape[0]
     u = torch.rand(k, 1, generator=generator, dtype=torch.float64, device=scores.device)
+    rows = draw_rows(scores.shape[-1])
+    if k <= rows:                       # one chunk (a masked step's few rows): fewest kernels
+        probs = token_probs(scores, opts)
+        ids = _invert_cdf_dense(probs, u)
+        return ids, probs.gather(-1, ids[:, None]).squeeze(-1)
     ids = torch.empty(k, dtype=torch.long, device=scores.device)
     p_ids = torch.empty(k, dtype=torch.float64, device=scores.device)
-    rows = draw_rows(scores.shape[-1])
     for s in range(0, k, rows):
         probs = token_probs(scores[s:s + rows], opts)
         ids[s:s + rows] = _invert_cdf(probs, u[s:s + rows])
@@ -251,7 +326,8 @@ class Network:
 
 @dataclass
 class Run:
-    """What a sampler is given besides the model and its options."""
+    """What a sampler is given besides the model and its options; ``net`` is the counted
+    network that ``sample()`` owns (samplers call it, never replace it)."""
 
     constraints: Constraints
     steps: int

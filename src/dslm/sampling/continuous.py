@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import torch
 
 from dslm.config import choices
+from dslm.diffusion.channel import clean_point, posterior_mean
 from dslm.errors import SamplingError
-from dslm.sampling.common import (Network, Run, TokenOptions, categorical, draw_tokens,
-                                  model_device)
+from dslm.sampling.common import Network, Run, TokenOptions, categorical, draw_tokens
+from dslm.sampling.states import LocalizingDenoiser
 
 
 @dataclass
@@ -69,14 +70,14 @@ def snr_grid(points: int, snr_final: float, grid: str, snr_min: float) -> torch.
 class Localizer:
     """The SDE state y [B, L, d] with the given tokens held at their clean points."""
 
-    def __init__(self, model, net: Network, run: Run):
+    def __init__(self, model: LocalizingDenoiser, net: Network, run: Run):
         self.net = net
         self.generator = run.generator
         self.embeddings = model.embeddings.detach().float()
         self.snr_max = float(model.snr_max)
         c = run.constraints
         self.fixed = c.fixed.unsqueeze(-1)
-        clean = self.snr_max * self.embeddings[c.ids]
+        clean = clean_point(c.ids, self.embeddings, self.snr_max)
         self.y = torch.where(self.fixed, clean, torch.zeros_like(clean))
 
     def logits(self) -> torch.Tensor:
@@ -85,10 +86,10 @@ class Localizer:
     def step(self, logits: torch.Tensor, ds: float, drift: str = "sample") -> None:
         """y <- y + m ds + sqrt(ds) xi on the free positions, m = e(x~), x~ ~ p(x | y)
         (``drift="sample"``) or m = xhat(y) = E[e_x | y] (``drift="mean"``)."""
-        probs = torch.softmax(logits.float(), dim=-1)
         if drift == "mean":
-            move = probs @ self.embeddings
+            move = posterior_mean(logits, self.embeddings)
         else:
+            probs = torch.softmax(logits.float(), dim=-1)
             ids = categorical(probs.reshape(-1, probs.shape[-1]), self.generator)
             move = self.embeddings[ids].reshape(self.y.shape)
         step = torch.randn(self.y.shape, generator=self.generator, device=self.y.device)
@@ -127,7 +128,6 @@ def decode(logits: torch.Tensor, run: Run, opts: ContinuousOptions, how: str,
 
 
 def sample_continuous(model, opts: ContinuousOptions, run: Run):
-    run.net = Network(model, model_device(model))
     end = opts.snr_end or float(model.snr_max)
     snrs = snr_grid(run.steps, end, opts.grid, opts.snr_min)
     loc = Localizer(model, run.net, run)

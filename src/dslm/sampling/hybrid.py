@@ -18,7 +18,7 @@ import torch
 
 from dslm.config import choices
 from dslm.errors import SamplingError
-from dslm.sampling.common import Network, Run, TokenOptions, model_device
+from dslm.sampling.common import Run, TokenOptions
 from dslm.sampling.continuous import Localizer, snr_grid
 from dslm.sampling.masked import masked_diffusion, rows_plan
 from dslm.sampling.remdm import CapRemasking
@@ -60,7 +60,6 @@ def split_steps(steps: int, fraction: float) -> tuple[int, int]:
 
 def sample_hybrid(model, opts: HybridOptions, run: Run):
     t_c, t_d = split_steps(run.steps, opts.continuous_fraction)
-    run.net = Network(model, model_device(model))
     c = run.constraints
     logits = Localizer(model, run.net, run).run_path(
         snr_grid(t_c, opts.snr_switch, opts.grid, opts.snr_min), run.tick, opts.drift)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from dslm.config import choices
-from dslm.sampling.common import Network, Run, TokenOptions, draw_tokens, model_device, uniform
+from dslm.sampling.common import Run, TokenOptions, draw_tokens, uniform
 from dslm.sampling.states import token_state
 
 
@@ -87,46 +87,69 @@ def masked_diffusion(state, x: torch.Tensor, run: Run, plan: list[Step], remaski
                      carry_over: bool = True, final_step: str = "sample") -> tuple[torch.Tensor, dict]:
     """Run ``plan`` from the discrete state ``x`` [B, L]; returns the final tokens and stats."""
     fixed, mask_id, gen = run.constraints.fixed, state.mask_id, run.generator
-    scores, hits, remasked = None, 0, 0
+    scores, hits, remasked = None, 0, torch.zeros((), dtype=torch.long, device=x.device)
+    free = ~fixed
+    no_remask = torch.zeros_like(fixed)
     for k, step in enumerate(plan):
-        alpha_t = torch.as_tensor(step.alpha_t, dtype=torch.float64, device=x.device)
-        alpha_s = torch.as_tensor(step.alpha_s, dtype=torch.float64, device=x.device)
+        # float steps stay 0-dim CPU float64 tensors (scalars to the kernels: no copy to
+        # the device per step); per-row steps (hybrid) are device tensors already
+        alpha_t = _f64(step.alpha_t, x.device)
+        alpha_s = _f64(step.alpha_s, x.device)
         if final_step == "argmax" and k == len(plan) - 1:      # MDLM's grid ends at t = eps
             alpha_s = alpha_s.clamp(max=1 - FINAL_EPS)
         if scores is None:
             scores = state.scores(x, 1 - alpha_t.float())
         else:
             hits += 1
-        masked = (x == mask_id) & ~fixed
-        revealed = ~masked & ~fixed
+        masked = (x == mask_id) & free
+        remask = None                   # None: no remasking this step (sigma = 0)
         if k == len(plan) - 1 and final_step == "sample":   # the final step fills every mask
-            reveal, remask = masked, torch.zeros_like(masked)
+            reveal = masked
         else:
-            sigma = torch.as_tensor(remasking.sigma(step, masked), dtype=torch.float64,
-                                    device=x.device)
+            rate = remasking.sigma(step, masked)
+            sigma = _f64(rate, x.device)
             p_reveal = (alpha_s - (1 - sigma) * alpha_t) / (1 - alpha_t).clamp_min(1e-12)
             coin = uniform(tuple(x.shape), gen, x.device)
             reveal = masked & (coin < p_reveal)
-            remask = revealed & (coin < sigma)
-        drawn = reveal if carry_over else reveal | (revealed & ~remask)
+            if not (isinstance(rate, float) and rate == 0.0):
+                remask = free & ~masked & (coin < sigma)
+        revealed = None if carry_over else free & ~masked
+        drawn = reveal if carry_over else reveal | (revealed & ~remask if remask is not None else revealed)
+        # one host sync per step (the drawn row count); remasking is a sync-free where
+        # (same tokens as boolean-mask assignment)
+        where = drawn.nonzero(as_tuple=True)
         new, p_drawn = x.clone(), None
-        if bool(drawn.any()):
-            ids, p_drawn = draw_tokens(scores[drawn], opts, gen)
-            new[drawn] = ids
-        if bool(remask.any()):
-            new[remask] = mask_id
-            remasked += int(remask.sum())
+        if where[0].numel():
+            ids, p_drawn = draw_tokens(scores[where], opts, gen)
+            new[where] = ids
+        if remask is not None:
+            new = torch.where(remask, mask_id, new)
+            remasked += remask.sum()
             state.remasked(x, remask)
-        remasking.update(drawn, p_drawn, remask)
+        remasking.update(drawn, p_drawn, remask if remask is not None else no_remask)
         if run.observer is not None:
-            run.observer(k, x, new, drawn, remask)
-        if not (cache and state.cache_exact) or not torch.equal(new, x):
+            run.observer(k, x, new, drawn, remask if remask is not None else torch.zeros_like(drawn))
+        if not (cache and state.cache_exact):
             scores = None
+        elif carry_over and where[0].numel():
+            scores = None               # a [MASK] became a real token (ids < V = mask id)
+        elif remask is not None or (not carry_over and where[0].numel()):
+            if not torch.equal(new, x):
+                scores = None
         x = new
         run.tick()
+    remasked = int(remasked)
     if final_step == "argmax":
         x, hits = noise_removal(state, x, fixed, scores, hits)
     return x, {"cache_hits": hits, "remasked": remasked}
+
+
+def _f64(value, device: torch.device) -> torch.Tensor:
+    """``value`` as float64: a device tensor stays where it is, a Python float becomes a
+    0-dim CPU tensor (which kernels on any device take as a scalar)."""
+    if torch.is_tensor(value) and value.dim() > 0:
+        return value.to(device=device, dtype=torch.float64)
+    return torch.as_tensor(value, dtype=torch.float64)
 
 
 def noise_removal(state, x: torch.Tensor, fixed: torch.Tensor, scores: torch.Tensor | None,
@@ -146,7 +169,6 @@ def noise_removal(state, x: torch.Tensor, fixed: torch.Tensor, scores: torch.Ten
 def run_masked(model, opts, run: Run, plan: list[Step], remasking, renoise_snr: float = 0.0,
                carry_over: bool = True) -> tuple[torch.Tensor, dict]:
     """Masked diffusion from the all-[MASK] state (given tokens revealed) on MDLM or DSL."""
-    run.net = Network(model, model_device(model))
     state = token_state(model, run.net, run.generator, renoise_snr)
     c = run.constraints
     x = torch.where(c.fixed, c.ids, torch.full_like(c.ids, state.mask_id))

@@ -22,7 +22,7 @@ import torch
 from dslm.config import update
 from dslm.errors import SamplingError
 from dslm.sampling.ar import sample_ar
-from dslm.sampling.common import (Run, SampleResult, TokenOptions, build_constraints,
+from dslm.sampling.common import (Network, Run, SampleResult, TokenOptions, build_constraints,
                                   device_generator, model_device)
 from dslm.sampling.continuous import ContinuousOptions, sample_continuous
 from dslm.sampling.hybrid import HybridOptions, sample_hybrid
@@ -149,7 +149,7 @@ def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
             stop = min(start + size, num_samples)
             run = Run(constraints.rows(start, stop, device), steps, gen, device,
                       tick=bar.update if bar is not None else (lambda *a: None),
-                      observer=observer)
+                      net=Network(model, device), observer=observer)
             began = time.perf_counter()
             tokens, batch_stats = spec.run(model, opts, run)
             batch_stats.update(batch=len(stats), size=stop - start, steps=steps,

@@ -74,7 +74,7 @@ class ConfidenceRemasking:
     def update(self, drawn, p_drawn, remask) -> None:
         if p_drawn is not None:
             self.score[drawn] = -p_drawn
-        self.score[remask] = float("-inf")
+        self.score.masked_fill_(remask, float("-inf"))
 
 
 class LoopRemasking(CapRemasking):

@@ -17,8 +17,7 @@ import torch
 
 from dslm.config import choices
 from dslm.errors import SamplingError
-from dslm.sampling.common import (Network, Run, TokenOptions, draw_tokens, model_device,
-                                  tokens_per_call, uniform)
+from dslm.sampling.common import Run, TokenOptions, draw_tokens, tokens_per_call, uniform
 from dslm.sampling.states import token_state
 
 
@@ -44,7 +43,6 @@ def _priority(opts: RoarOptions, masked: torch.Tensor, scores: torch.Tensor,
 
 
 def sample_roar(model, opts: RoarOptions, run: Run):
-    run.net = Network(model, model_device(model))
     state = token_state(model, run.net, run.generator)
     c, gen = run.constraints, run.generator
     x = torch.where(c.fixed, c.ids, torch.full_like(c.ids, state.mask_id))

@@ -17,14 +17,40 @@ nothing may reuse the last output ("no change, no call").
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 
+from dslm.diffusion.channel import clean_point
 from dslm.diffusion.schedules import LogLinearSchedule
 from dslm.sampling.common import Network
 
 
+@runtime_checkable
+class MaskedDenoiser(Protocol):
+    """What the discrete samplers need of an MDLM: |V|, the [MASK] id V and
+    ``model(x, sigma)`` -> logits over V + 1 ids."""
+
+    vocab_size: int
+    mask_id: int
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class LocalizingDenoiser(Protocol):
+    """What the DSL samplers (discrete and continuous) need of a DSL model: |V|, the
+    unit-sphere table E [V, d], ``snr_max`` and ``model(y)`` -> logits f(y)."""
+
+    vocab_size: int
+    snr_max: float
+    embeddings: torch.Tensor
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor: ...
+
+
 class MDLMState:
-    def __init__(self, model, net: Network):
+    def __init__(self, model: MaskedDenoiser, net: Network):
         self.net = net
         self.vocab_size = model.vocab_size
         self.mask_id = model.mask_id
@@ -44,7 +70,7 @@ class MDLMState:
 
 
 class DSLState:
-    def __init__(self, model, net: Network, generator: torch.Generator, renoise_snr: float = 0.0):
+    def __init__(self, model: LocalizingDenoiser, net: Network, generator: torch.Generator, renoise_snr: float = 0.0):
         self.net = net
         self.generator = generator
         self.vocab_size = model.vocab_size
@@ -58,7 +84,7 @@ class DSLState:
     def localized(self, x: torch.Tensor) -> torch.Tensor:
         """y [B, L, d] of a discrete state: clean points where revealed, soft/0 where masked."""
         masked = x == self.mask_id
-        y = self.snr_max * self.embeddings[x.masked_fill(masked, 0)]
+        y = clean_point(x.masked_fill(masked, 0), self.embeddings, self.snr_max)
         rest = self.soft if self.soft is not None else torch.zeros((), device=y.device)
         return torch.where(masked.unsqueeze(-1), rest, y)
 
@@ -78,7 +104,7 @@ class DSLState:
 
 
 def token_state(model, net: Network, generator: torch.Generator, renoise_snr: float = 0.0):
-    """The token-state view of an MDLM or DSL ``model``."""
-    if model.kind == "dsl":
+    """The token-state view of an MDLM or DSL ``model`` (told apart by what they offer)."""
+    if isinstance(model, LocalizingDenoiser):
         return DSLState(model, net, generator, renoise_snr)
     return MDLMState(model, net)

@@ -11,7 +11,6 @@ checkpoint), ``train_state/`` (for ``resume``), ``run.yaml`` and ``metrics.jsonl
   ema.py         EMA of the weights
   optim.py       AdamW and the lr schedule
   state.py       run-folder files: train_state, run.yaml, metrics.jsonl
-  distributed.py torchrun / DDP process layout
   starts.py      starting points: a checkpoint to continue, an MDLM to fine-tune into DSL
 """
 

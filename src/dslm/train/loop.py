@@ -23,7 +23,7 @@ import torch
 
 from dslm.config import to_dict
 from dslm.errors import ConfigError, DataError, TrainingError
-from dslm.train import distributed
+from dslm import processes as distributed
 from dslm.train.batches import BlockStream, train_seed, val_batches, val_seed
 from dslm.train.config import RunConfig, RunModelConfig, resume_differences
 from dslm.train.ema import EMA
@@ -41,19 +41,24 @@ class TrainResult:
     metrics: dict[str, Any]   # the last training and validation figures
 
 
-def train(cfg: RunConfig, resume: bool = False, init_model: torch.nn.Module | None = None,
+def train(cfg: RunConfig, resume: bool = False, init_model=None,
           progress: bool = True, data=None) -> TrainResult:
     """Train the model of ``cfg`` (or ``init_model``) and write the run folder ``cfg.train.out_dir``.
 
     ``data`` (a ``PreparedData``) defaults to ``dslm.data.prepare_data(cfg.data)``;
-    ``init_model`` starts from given weights (fine-tuning, or more steps of a
-    checkpoint) with a fresh optimizer; ``resume`` continues the run saved in
-    ``out_dir/train_state`` exactly (or starts it if there is none).
+    ``init_model`` (a ``Checkpoint``, whose tokenizer the run reuses, or a bare model)
+    starts from given weights (fine-tuning, or more steps of a checkpoint) with a fresh
+    optimizer; ``resume`` continues the run saved in ``out_dir/train_state`` exactly
+    (or starts it if there is none).
     """
-    dist = distributed.setup(cfg.train.device)
+    from dslm.models.checkpoint import Checkpoint
+
+    if isinstance(init_model, torch.nn.Module):
+        init_model = Checkpoint(init_model, init_model.config)
+    dist = distributed.setup(cfg.train.device, "config key 'train.device'")
     try:
         with guarded_run(cfg, dist.is_main, init_model, data is None, dist.device.type):
-            return _Run(cfg, dist, resume, init_model, progress, data).run()
+            return _Training(cfg, dist, resume, init_model, progress, data).run()
     finally:
         distributed.teardown(dist)
 
@@ -72,14 +77,9 @@ def _prepare(cfg: RunConfig, init_model, dist: distributed.Dist, resume: bool, p
     return data
 
 
-def _init_tokenizer(init_model):
-    """The tokenizer saved with ``init_model``'s dslm checkpoint, if it has one."""
-    path = getattr(init_model, "checkpoint_path", None)
-    if path is None or "tokenizer" not in (getattr(init_model, "checkpoint_metadata", None) or {}):
-        return None
-    from dslm.data.tokenizers import tokenizer_from_checkpoint
-
-    return tokenizer_from_checkpoint(path)
+def _init_tokenizer(start):
+    """The tokenizer the starting checkpoint records, if it records one."""
+    return start.tokenizer() if start is not None and start.tokenizer_spec is not None else None
 
 
 def _run_tokenizer(cfg: RunConfig):
@@ -87,9 +87,9 @@ def _run_tokenizer(cfg: RunConfig):
     ckpt = Path(cfg.train.out_dir) / CHECKPOINT_DIR
     if not (ckpt / "config.json").is_file():
         return None
-    from dslm.data.tokenizers import tokenizer_from_checkpoint
+    from dslm.models.checkpoint import open_checkpoint
 
-    return tokenizer_from_checkpoint(ckpt)
+    return open_checkpoint(ckpt, weights=False).tokenizer()
 
 
 def _check_data(cfg: RunConfig, data, model_seq_len: int) -> None:
@@ -117,7 +117,7 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-class _Run:
+class _Training:
     """One training run's state; ``run()`` executes it."""
 
     def __init__(self, cfg: RunConfig, dist, resume: bool, init_model, progress: bool, data):
@@ -168,7 +168,7 @@ class _Run:
                 raise ConfigError(f"the starting checkpoint has vocab_size "
                                   f"{init_model.config.vocab_size} but the tokenizer has {vocab} "
                                   "tokens; use the tokenizer the model was trained with")
-            model = init_model
+            model = init_model.model
         else:
             torch.manual_seed(cfg.train.seed)
             model = build_model(cfg.model.resolved(vocab))

@@ -1,4 +1,4 @@
-"""The training objective of each model kind (docs/MATH.md §5).
+"""The training objective of each model kind (docs/MATH.md §5), owned by its model class:
 
 * ``dsl``:  ``dsl_loss`` with the run's SNR schedule (``mixed`` by default), the
   ``loss_on_revealed``, ``mix_lambda`` / ``mix_formula`` and ``loss_exclude_eos`` flags;
@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from dslm.diffusion.losses import LossOutput, ar_loss, dsl_loss, mdlm_loss
+from dslm.diffusion.losses import LossOutput
 from dslm.diffusion.schedules import ScheduleConfig
 from dslm.errors import ConfigError
 from dslm.train.config import TrainConfig
@@ -26,23 +26,13 @@ Objective = Callable[[object, torch.Tensor, torch.Generator], LossOutput]
 
 def objective_for(kind: str, schedule: ScheduleConfig, train: TrainConfig,
                   eos_id: int | None = None) -> Objective:
-    """The loss function trained for ``model.kind`` (``eos_id``: for ``train.loss_exclude_eos``)."""
-    if kind == "dsl":
-        ignore_id = eos_id if train.loss_exclude_eos else None
+    """The loss function the model class of ``kind`` trains with (``eos_id``: for
+    ``train.loss_exclude_eos``); see each class's ``objective``."""
+    from dslm.models import MODEL_KINDS
 
-        def dsl(model, x0, generator):
-            return dsl_loss(model, x0, schedule, generator,
-                            loss_on_revealed=train.loss_on_revealed, mix_lambda=train.mix_lambda,
-                            ignore_id=ignore_id, mix_formula=train.mix_formula)
-        return dsl
-    if kind == "mdlm":
-        def mdlm(model, x0, generator):
-            weighting = train.mdlm_weighting if model.training else "nelbo"
-            return mdlm_loss(model, x0, generator, weighting=weighting)
-        return mdlm
-    if kind == "ar":
-        return lambda model, x0, generator: ar_loss(model, x0, generator)
-    raise ConfigError(f"config key 'model.kind': unknown value '{kind}'; allowed: dsl, mdlm, ar")
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"config key 'model.kind': unknown value '{kind}'; allowed: dsl, mdlm, ar")
+    return MODEL_KINDS[kind].objective(schedule, train, eos_id)
 
 
 class TrainingView:

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import torch
 import yaml
 
-from dslm.errors import CheckpointError, ConfigError, DSLMError
+from dslm.errors import CheckpointError, ConfigError, DSLMError, first_line
 from dslm.io import (atomic_directory, atomic_write_text, describe_os_error,
                      jsonl_lines_tolerant, resolve_directory)
 
@@ -47,8 +47,7 @@ def load_train_state(out_dir: Path) -> dict[str, Any] | None:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, unpickling refused, ...
-        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        raise CheckpointError(f"train state {path} cannot be read ({msg})") from None
+        raise CheckpointError(f"train state {path} cannot be read ({first_line(e)})") from None
 
 
 def write_run_config(out_dir: Path, config: dict[str, Any]) -> None:
@@ -134,7 +133,7 @@ def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
 
 def _local_inputs(cfg, init_model) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
-    ckpt = getattr(init_model, "checkpoint_path", None)
+    ckpt = init_model.path if init_model is not None else None
     if ckpt is not None:
         inputs["the starting checkpoint"] = ckpt
         if Path(ckpt).name in (CHECKPOINT_DIR, CHECKPOINT_DIR + ".old"):

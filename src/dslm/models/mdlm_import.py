@@ -1,14 +1,14 @@
-"""Checkpoints from and for the Hugging Face hub: MDLM interop, ``from_pretrained``, export.
+"""MDLM checkpoints read onto dslm's MDLMDenoiser, and where a checkpoint source lives.
 
-Sources ``load_mdlm`` and ``from_pretrained`` accept:
-  * a dslm checkpoint folder (``config.json`` with ``format: dslm``);
+``dslm.models.checkpoint.open_checkpoint`` is the one loader; this module finds a
+source (a local path, or a hub repo id fetched with ``snapshot_download``), tells its
+format and reads the MDLM ones:
   * a folder in the layout of the hub repo ``kuleshov-group/mdlm-owt``: ``config.json``
     (``model_type: mdlm``, ``hidden_dim``, ``n_blocks``, ``n_heads``, ``cond_dim``,
     ``vocab_size`` counting [MASK], ``model_length``, ``dropout``, ``time_conditioning``)
     and ``model.safetensors`` (or ``pytorch_model.bin``) with ``backbone.*`` keys;
   * MDLM's Lightning ``.ckpt`` (EMA weights ``ckpt['ema']['shadow_params']``, a list in
     parameter order, preferred over ``ckpt['state_dict']``'s ``backbone.*`` tensors);
-  * a hub repo id (``owner/name``), fetched with ``huggingface_hub.snapshot_download``.
 
 MDLM's DiT and dslm's share parameter names, so the mapping is the identity on
 ``backbone.*`` keys; MDLM's ``rotary_emb.inv_freq`` buffer is checked against dslm's
@@ -22,13 +22,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from dslm.errors import CheckpointError, ConfigError, DSLMError
+from dslm.errors import CheckpointError, ConfigError, DSLMError, first_line
 from dslm.models import checkpoint
 from dslm.models.config import PRESETS, ModelConfig
 
@@ -68,10 +67,9 @@ def download(repo_id: str, cache_dir: str | Path | None = None,
         return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
                                       allow_patterns=HUB_PATTERNS))
     except Exception as e:  # network, offline mode, missing repo: all mean "not available"
-        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise CheckpointError(
             f"could not fetch '{repo_id}' from the Hugging Face hub ({e.__class__.__name__}: "
-            f"{reason[:160]}); check the network and HF_HUB_OFFLINE, or pass a local folder "
+            f"{first_line(e, 160)}); check the network and HF_HUB_OFFLINE, or pass a local folder "
             "or .ckpt file") from None
 
 
@@ -221,9 +219,8 @@ def torch_load(path: Path, trust_pickle: bool) -> Any:
                 f"{path} pickles Python objects ({shown or 'not plain tensors'}), which "
                 "safe loading refuses; if you trust this file pass trust_pickle=True "
                 "(CLI: --trust-checkpoint)") from None
-        first = text.splitlines()[0] if text else e.__class__.__name__
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint "
-                              f"({first[:160]})") from None
+                              f"({first_line(e, 160)})") from None
 
 
 def _read_hf_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -270,182 +267,33 @@ def _map_onto(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor],
     return out
 
 
-def _build(cfg: ModelConfig, tensors: Mapping[str, torch.Tensor], where: str,
-           map_location: str | torch.device, source: str):
-    """The MDLMDenoiser holding ``tensors``; metadata names the source and its tokenizer."""
+def read_mdlm(path: Path, fmt: str, trust_pickle: bool = False,
+              map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """(MDLMDenoiser in eval mode, metadata) of an ``mdlm-hf`` folder or ``lightning`` file.
+
+    The metadata records the tokenizer when the folder holds a dslm ``tokenizer/`` or
+    when the vocabulary is GPT-2's (MDLM's OpenWebText checkpoints).
+    """
     from dslm.limits import check_model_memory
     from dslm.models.mdlm import MDLMDenoiser
 
+    where = f"MDLM checkpoint {path}"
+    if fmt == "mdlm-hf":
+        cfg = _config_from_hf(_read_json(path / "config.json"), f"{path / 'config.json'}")
+        tensors = _read_hf_weights(path)
+    else:
+        ckpt = torch_load(path, trust_pickle)
+        if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
+            raise CheckpointError(f"{where} has no 'state_dict' (not a Lightning checkpoint)")
+        cfg = _config_from_lightning(ckpt["state_dict"], ckpt.get("hyper_parameters"), where)
+        tensors = _tensors_of_lightning(ckpt, cfg, where)
     check_model_memory(cfg, where, copies=2, error=CheckpointError)
     model = MDLMDenoiser(cfg)
     model.load_state_dict(_map_onto(model, tensors, where))
-    model.to(map_location).eval()
-    model.checkpoint_metadata = {"source": source}
-    if cfg.vocab_size == GPT2_VOCAB:
-        model.checkpoint_metadata["tokenizer"] = gpt2_tokenizer_spec()
-    model.checkpoint_path = None
-    return model
-
-
-def load_hf_folder(folder: Path, map_location: str | torch.device = "cpu",
-                   source: str | Path | None = None):
-    """An MDLMDenoiser from a folder laid out as the hub repo ``kuleshov-group/mdlm-owt``."""
-    cfg = _config_from_hf(_read_json(folder / "config.json"), f"{folder / 'config.json'}")
-    tensors = _read_hf_weights(folder)
-    return _build(cfg, tensors, f"MDLM checkpoint {folder}", map_location,
-                  str(source or folder))
-
-
-def load_lightning(path: Path, trust_pickle: bool = False,
-                   map_location: str | torch.device = "cpu", source: str | Path | None = None):
-    """An MDLMDenoiser from MDLM's Lightning ``.ckpt`` (EMA weights when present)."""
-    where = f"MDLM checkpoint {path}"
-    ckpt = torch_load(path, trust_pickle)
-    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
-        raise CheckpointError(f"{where} has no 'state_dict' (not a Lightning checkpoint)")
-    cfg = _config_from_lightning(ckpt["state_dict"], ckpt.get("hyper_parameters"), where)
-    return _build(cfg, _tensors_of_lightning(ckpt, cfg, where), where, map_location,
-                  str(source or path))
-
-
-def _load_converted(path: Path, fmt: str, source: str | Path, trust_pickle: bool,
-                    map_location: str | torch.device):
-    if fmt == "mdlm-hf":
-        return load_hf_folder(path, map_location, source)
-    return load_lightning(path, trust_pickle, map_location, source)
-
-
-def load_mdlm(source: str | Path, trust_pickle: bool = False,
-              map_location: str | torch.device = "cpu", cache_dir: str | Path | None = None):
-    """An :class:`MDLMDenoiser` (eval mode) from any MDLM source (see the module docstring).
-
-    ``trust_pickle=True`` allows full unpickling of a ``.ckpt`` you trust (MDLM's
-    pickles its tokenizer); the default reads tensors only.
-    """
-    path = locate(source, cache_dir)
-    fmt = source_format(path)
-    if fmt == "dslm":
-        return checkpoint.load(path, map_location, expect_kind="mdlm")
-    return _load_converted(path, fmt, source, trust_pickle, map_location)
-
-
-def from_pretrained(name_or_dir: str | Path, map_location: str | torch.device = "cpu",
-                    expect_kind: str | tuple[str, ...] | None = None, trust_pickle: bool = False,
-                    cache_dir: str | Path | None = None):
-    """Any dslm model (dsl, mdlm, ar) from a local folder / ``.ckpt`` or a hub repo id."""
-    path = locate(name_or_dir, cache_dir)
-    fmt = source_format(path)
-    if fmt == "dslm":
-        return checkpoint.load(path, map_location, expect_kind=expect_kind)
-    kinds = (expect_kind,) if isinstance(expect_kind, str) else expect_kind
-    if kinds is not None and "mdlm" not in kinds:
-        raise CheckpointError(f"{name_or_dir} holds an 'mdlm' model, this needs "
-                              f"{' or '.join(repr(k) for k in kinds)}")
-    return _load_converted(path, fmt, name_or_dir, trust_pickle, map_location)
-
-
-# ---------------------------------------------------------------- export
-
-#: Metadata sections the model card shows under their own heading (others: "Metadata").
-_CARD_SECTIONS = {"run_config": "Training config", "step": "Training steps", "data": "Data",
-                  "source": "Converted from"}
-
-
-def _yaml_block(value: Any) -> str:
-    import yaml
-
-    return "```yaml\n" + yaml.safe_dump(value, sort_keys=True).rstrip() + "\n```"
-
-
-def _metrics_table(metrics: Mapping[str, Any]) -> str:
-    rows = ["| metric | value |", "| --- | --- |"]
-    for key, value in sorted(metrics.items()):
-        shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
-        rows.append(f"| {key} | {shown} |")
-    return "\n".join(rows)
-
-
-def model_card(model: torch.nn.Module, metadata: Mapping[str, Any], name: str) -> str:
-    """A README.md for the hub: usage, model config, training config, metrics, tokenizer."""
-    from dslm import __version__
-    from dslm.config import to_dict
-    from dslm.models import count_parameters
-
-    cfg = to_dict(model.config)
-    kind = cfg["kind"]
-    parts = ["---", "library_name: dslm", "tags:", "- dslm", "- diffusion-language-model",
-             f"- {kind}", "---", "", f"# {name}", "",
-             f"A dslm `{kind}` model ({count_parameters(model):,} parameters, "
-             f"{cfg['n_blocks']} blocks, hidden size {cfg['hidden_size']}, "
-             f"{cfg['vocab_size']} tokens, length {cfg['seq_len']}), exported with dslm "
-             f"{__version__}.", "", "## Use", "", "```python", "import dslm", "",
-             f'model = dslm.from_pretrained("{name}")  # a hub repo id or this folder',
-             "```", "", "## Model config", "", _yaml_block(cfg)]
-    rest = {k: v for k, v in metadata.items() if k not in ("tokenizer", "metrics")}
-    order = list(_CARD_SECTIONS)
-    for key, value in sorted(rest.items(), key=lambda kv: (
-            order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
-        title = _CARD_SECTIONS.get(key, f"Metadata: {key}")
-        body = _yaml_block(value) if isinstance(value, (dict, list)) else f"`{value}`"
-        parts += ["", f"## {title}", "", body]
-    metrics = metadata.get("metrics")
-    if isinstance(metrics, Mapping) and metrics:
-        parts += ["", "## Metrics", "", _metrics_table(metrics)]
-    if metadata.get("tokenizer") is not None:
-        parts += ["", "## Tokenizer", "", _yaml_block(metadata["tokenizer"])]
-    return "\n".join(parts) + "\n"
-
-
-def export(source: str | Path, out: str | Path, overwrite: bool = False,
-           trust_pickle: bool = False, cache_dir: str | Path | None = None) -> Path:
-    """Write a hub-ready folder: model.safetensors, config.json, tokenizer/, README.md.
-
-    ``source`` is anything :func:`from_pretrained` reads (an MDLM source is converted).
-    The folder is a dslm checkpoint, so ``from_pretrained(out)`` loads it back.
-    """
-    from dslm.io import check_output_folder
-    from dslm.locks import folder_lock
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"{out} is an existing file; export writes a folder")
-    if out.exists() and any(p.name != ".dslm.lock" for p in out.iterdir()) and not overwrite:
-        raise CheckpointError(f"{out} already exists and is not empty; choose another folder "
-                              "or pass overwrite=True (CLI: --overwrite)")
-    _check_export_target(source, out)
-    check_output_folder(out.parent if str(out.parent) else Path("."))
-    with folder_lock(out, kind="whole"):
-        return _export(source, out, trust_pickle, cache_dir)
-
-
-def _check_export_target(source: str | Path, out: Path) -> None:
-    """No export onto, into or above its source: the checkpoint, its run folder, its
-    tokenizer (``--overwrite`` would destroy them, and a folder inside a checkpoint is
-    wiped by its next save)."""
-    from dslm.io import check_disjoint
-
-    src = Path(source)
-    if not (src.exists() or Path(str(src) + ".old").exists()):
-        return                                     # a hub id: nothing local to protect
-    ckpt = checkpoint.resolve(src)
-    inputs = {"the source checkpoint": ckpt, "the source": src}
-    if ckpt.name in ("checkpoint", "checkpoint.old") and (ckpt.parent / "train_state").exists():
-        inputs["the source's training run"] = ckpt.parent
-    if src.is_file():
-        inputs["the source's folder"] = None
-    check_disjoint(out, inputs, what="export --out")
-
-
-def _export(source, out: Path, trust_pickle: bool, cache_dir) -> Path:
-    model = from_pretrained(source, trust_pickle=trust_pickle, cache_dir=cache_dir)
-    metadata = dict(getattr(model, "checkpoint_metadata", None) or {})
-    src_dir = getattr(model, "checkpoint_path", None)
-    tokenizer_dir = Path(src_dir) / "tokenizer" if src_dir is not None else None
-
-    def write_extra(tmp: Path) -> None:
-        if tokenizer_dir is not None and tokenizer_dir.is_dir():
-            shutil.copytree(tokenizer_dir, tmp / "tokenizer")
-        (tmp / "README.md").write_text(model_card(model, metadata, name=out.name),
-                                       encoding="utf-8")
-
-    return checkpoint.save(model, out, metadata=metadata, write_extra=write_extra)
+    metadata: dict[str, Any] = {}
+    spec_file = path / "tokenizer" / "dslm_tokenizer.json"
+    if path.is_dir() and spec_file.is_file():
+        metadata["tokenizer"] = _read_json(spec_file)
+    elif cfg.vocab_size == GPT2_VOCAB:
+        metadata["tokenizer"] = gpt2_tokenizer_spec()
+    return model.to(map_location).eval(), metadata
