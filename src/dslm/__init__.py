@@ -7,6 +7,8 @@ Layout (one home per idea):
   dslm.data        tokenizers, corpora, packing into blocks
   dslm.train       the one training loop (single process or DDP)
   dslm.evaluate    MAUVE, generative perplexity, entropy, step-budget sweeps
+  dslm.analyze     calibration and self-correction analyses
+  dslm.api         the notebook API: from_pretrained -> Model.generate / .score, samplers()
   dslm.cli         the `dslm` command line
 """
 
@@ -22,5 +24,16 @@ def open_checkpoint(source, **kwargs):
 
 
 def from_pretrained(name_or_dir, **kwargs):
-    """The model of a checkpoint folder, MDLM folder or ``.ckpt``, or hub repository id."""
-    return open_checkpoint(name_or_dir, **kwargs).model
+    """A :class:`dslm.api.Model` (``.generate``, ``.score``; calls and attributes reach the
+    ``torch.nn.Module``) of any source ``open_checkpoint`` reads."""
+    from dslm.api import from_pretrained as _fp
+
+    return _fp(name_or_dir, **kwargs)
+
+
+def samplers(kind=None):
+    """Every registered sampler (or those fitting model ``kind``): summary, model kinds,
+    whether it can infill, and its options with default and type (``dslm.api.samplers``)."""
+    from dslm.api import samplers as _samplers
+
+    return _samplers(kind)

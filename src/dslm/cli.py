@@ -18,7 +18,8 @@ from dslm import __version__
 from dslm.errors import DSLMError
 
 #: Command names in the order ``dslm --help`` lists them; modules not present are skipped.
-COMMANDS = ["demo", "train", "finetune", "sample", "eval", "sweep", "export", "doctor", "trace"]
+COMMANDS = ["demo", "train", "finetune", "sample", "eval", "sweep", "analyze", "export", "doctor",
+            "trace"]
 
 
 def _load_commands():

@@ -35,6 +35,7 @@ COMMAND_PACKAGES = {
     "sample": ["tokenizers"],
     "eval": ["tokenizers", "mauve", "faiss"],
     "sweep": ["datasets", "tokenizers", "mauve", "faiss", "matplotlib"],
+    "analyze": ["tokenizers", "matplotlib"],
     "export": [],
     "trace": ["matplotlib", "PIL"],
 }
@@ -48,6 +49,8 @@ COMMAND_MODULES = {
              "dslm.evaluate.samples"],
     "sweep": ["dslm.evaluate.sweep", "dslm.evaluate.report", "dslm.evaluate.metrics",
               "dslm.sampling"],
+    "analyze": ["dslm.analyze", "dslm.analyze.calibration", "dslm.analyze.selfcorrection",
+                "dslm.api"],
     "export": ["dslm.models.export"],
     "trace": ["dslm.trace.render", "dslm.trace.html"],
 }

@@ -17,9 +17,9 @@ def _hide(monkeypatch, *names):
 
 
 @pytest.mark.parametrize("package,broken", [
-    ("matplotlib", {"sweep", "demo", "trace"}),
+    ("matplotlib", {"sweep", "demo", "trace", "analyze"}),
     ("datasets", {"train", "finetune", "sweep", "demo"}),
-    ("tokenizers", {"train", "finetune", "sample", "eval", "sweep", "demo"}),
+    ("tokenizers", {"train", "finetune", "sample", "eval", "sweep", "demo", "analyze"}),
     ("mauve", {"eval", "sweep", "demo"}),
 ])
 def test_doctor_names_the_commands_a_missing_package_breaks(monkeypatch, capsys, package, broken):

@@ -21,6 +21,8 @@ def add_arguments(parser) -> None:
                         help="sequences per batch (default: all at once)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--prompt", default=None, help="text every sample starts with")
+    parser.add_argument("--infill", default=None, metavar="TEMPLATE",
+                        help="text with [MASK] (one token) or [MASK]*k (k tokens) to fill in")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a sampler option, e.g. eta=0.02 or top_p=0.9 (repeatable)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
@@ -49,7 +51,8 @@ def run(args) -> int:
     from dslm.processes import resolve_device
     from dslm.provenance import environment, identity
     from dslm.repro import reproducible
-    from dslm.sampling import get_sampler, sample, sampler_options
+    from dslm.api import generate_batch
+    from dslm.sampling import get_sampler, sampler_options
     from dslm.sampling.common import device_generator
 
     get_sampler(args.sampler)
@@ -73,13 +76,6 @@ def run(args) -> int:
         opened = open_checkpoint(args.ckpt, device, trust_pickle=args.trust_checkpoint)
         model = opened.model
         tokenizer = opened.tokenizer() if opened.tokenizer_spec is not None else None
-        prefix = None
-        if args.prompt is not None:
-            if tokenizer is None:
-                raise SamplingError(f"--prompt needs a tokenizer, and checkpoint "
-                                    f"{args.ckpt} records none; pass token ids "
-                                    "through the Python API instead")
-            prefix = tokenizer.encode(args.prompt)
         seq_len = args.seq_len or model.config.seq_len
         provenance = {"checkpoint": identity(args.ckpt), "options": to_plain(resolved),
                       "environment": environment()}
@@ -92,12 +88,14 @@ def run(args) -> int:
         try:
             for start in range(0, args.num_samples, size):     # one generator across batches
                 n = min(size, args.num_samples - start)
-                result = sample(model, args.sampler, n, seq_len, args.steps, gen, batch_size=n,
-                                prefix=prefix, progress=live is None, trace=observer, **options)
-                nfe = max(nfe, int(result.nfe))
-                ids = result.tokens.tolist()
-                texts = [tokenizer.decode(t) if tokenizer is not None else "" for t in ids]
-                records = sample_records(texts, ids, int(result.nfe), args.sampler, args.steps,
+                result = generate_batch(model, tokenizer, args.sampler, n,
+                                        seq_len if args.infill is None else args.seq_len,
+                                        args.steps, gen, prompt=args.prompt, infill=args.infill,
+                                        batch_size=n, progress=live is None, trace=observer,
+                                        where=f"checkpoint {args.ckpt}", **options)
+                nfe, seq_len = max(nfe, result.nfe), len(result.ids[0])
+                ids, texts = result.ids, result.texts
+                records = sample_records(texts, ids, result.nfe, args.sampler, args.steps,
                                          args.seed, extra=provenance)
                 for i, r in enumerate(records):
                     r["index"] = start + i

@@ -350,6 +350,9 @@ class Run:
     device: torch.device
     tick: Callable[[], None] = lambda: None
     net: Network | None = None
+    # observer(k, x_before, x_after, drawn, remask): called by the masked-diffusion loops
+    # after each step with the batch's states; it must not modify them (dslm.analyze)
+    observer: Callable[..., None] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

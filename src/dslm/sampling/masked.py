@@ -127,6 +127,8 @@ def masked_diffusion(state, x: torch.Tensor, run: Run, plan: list[Step], remaski
             remasked += remask.sum()
             state.remasked(x, remask)
         remasking.update(drawn, p_drawn, remask if remask is not None else no_remask)
+        if run.observer is not None:
+            run.observer(k, x, new, drawn, remask if remask is not None else torch.zeros_like(drawn))
         if not (cache and state.cache_exact):
             scores = None
         elif carry_over and where[0].numel():

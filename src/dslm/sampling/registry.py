@@ -40,6 +40,7 @@ class SamplerSpec:
     options: type
     kinds: tuple[str, ...]
     summary: str
+    infill: bool = True       # conditions on given tokens anywhere (False: left to right only)
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -66,7 +67,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "hybrid": SamplerSpec(sample_hybrid, HybridOptions, ("dsl",),
                           "continuous phase, commit confident tokens, discrete steps to finish"),
     "ar": SamplerSpec(sample_ar, TokenOptions, ("ar",),
-                      "left-to-right ancestral sampling from the causal model"),
+                      "left-to-right ancestral sampling from the causal model", infill=False),
 }
 
 
@@ -126,7 +127,7 @@ def _eval_mode(model):
 
 def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
            generator: torch.Generator | None = None, batch_size: int | None = None,
-           prefix=None, infill=None, progress: bool = False, trace=None,
+           prefix=None, infill=None, progress: bool = False, trace=None, observer=None,
            **options) -> SampleResult:
     """Draw ``num_samples`` sequences of ``seq_len`` tokens with sampler ``name`` in T = ``steps``.
 
@@ -154,7 +155,7 @@ def sample(model, name: str, num_samples: int, seq_len: int, steps: int,
             obs = trace.batch(stop - start) if trace is not None else None
             run = Run(constraints.rows(start, stop, device), steps, gen, device,
                       tick=_ticker(bar, trace),
-                      net=Network(model, device, observer=obs))
+                      net=Network(model, device, observer=obs), observer=observer)
             began = time.perf_counter()
             tokens, batch_stats = spec.run(model, opts, run)
             if trace is not None:
