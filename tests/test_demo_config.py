@@ -51,7 +51,7 @@ def test_config_file_then_flags_and_run_values_merge_key_by_key(tmp_path):
 @pytest.mark.parametrize("override,match", [
     (["runs.judge.file=tiny-ar.yaml"], "unknown role 'judge'"),
     (["runs.dsl.file="], "demo.runs.dsl"),
-    (["runs.dsl.train.lrr=1"], "did you mean 'lr'"),
+    (["runs.dsl.train.lrr=1"], "'runs.dsl.train.lrr'.*did you mean 'lr'"),
 ])
 def test_bad_runs_are_config_errors(tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):

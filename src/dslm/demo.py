@@ -147,7 +147,7 @@ def _run_config(cfg: DemoConfig, role: str, out_dir: Path, steps: int, seed: int
     if cfg.device != "auto":
         stage["train"]["device"] = cfg.device
     run = load_run_config(str(_configs_dir(cfg) / cfg.runs[role]["file"]), out_dir=str(out_dir))
-    return update(update(run, values), stage)
+    return update(update(run, values, prefix=f"runs.{role}"), stage)
 
 
 def _cpu_seconds() -> float:
