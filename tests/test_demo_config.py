@@ -61,3 +61,16 @@ def test_bad_runs_are_config_errors(tmp_path, override, match):
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_demo_config(tmp_path / "nope.yaml")
+
+
+def test_a_changed_role_value_changes_its_stages_fingerprint_only():
+    from dslm.demoguard import stage_parts
+    from dslm.provenance import fingerprint
+
+    prints = {k: fingerprint(v) for k, v in stage_parts(_cfg([f"--configs={CONFIGS}"])).items()}
+    lr = {k: fingerprint(v) for k, v in
+          stage_parts(_cfg([f"--configs={CONFIGS}", "runs.dsl.train.lr=2e-3"])).items()}
+    ctl = {k: fingerprint(v) for k, v in
+           stage_parts(_cfg([f"--configs={CONFIGS}", "runs.control.train.warmup_steps=7"])).items()}
+    assert [k for k in prints if prints[k] != lr[k]] == ["dsl"]
+    assert [k for k in prints if prints[k] != ctl[k]] == ["mdlm-control"]

@@ -62,11 +62,20 @@ def preflight(cfg) -> None:
 
 
 def stage_parts(cfg) -> dict[str, dict]:
-    """What made each training stage (config file contents, steps, seed, device)."""
+    """What made each training stage (its role's run file contents and the ``runs.<role>``
+    values laid over it, steps, seed, device, corpus)."""
+    import hashlib
+
     from dslm.demo import _configs_dir
 
     configs = _configs_dir(cfg)
-    conf = {n: content_hash(configs / cfg.runs[n]["file"])[:16] for n in ("mdlm", "dsl", "ar")}
+
+    def role(name: str) -> str:
+        values = {k: v for k, v in cfg.runs[name].items() if k != "file"}
+        digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+        return content_hash(configs / cfg.runs[name]["file"])[:16] + ":" + digest[:8]
+
+    conf = {n: role(n) for n in ("mdlm", "dsl", "control", "ar")}
     corpus = getattr(cfg, "corpus", "")
     if corpus and Path(corpus).is_file():
         corpus = "sha256:" + content_hash(Path(corpus))[:16]
@@ -74,7 +83,7 @@ def stage_parts(cfg) -> dict[str, dict]:
     mdlm = {**base, "mdlm_config": conf["mdlm"], "mdlm_steps": cfg.mdlm_steps}
     return {"mdlm": mdlm,
             "dsl": {**mdlm, "dsl_config": conf["dsl"], "extra_steps": cfg.extra_steps},
-            "mdlm-control": {**mdlm, "extra_steps": cfg.extra_steps},
+            "mdlm-control": {**mdlm, "control_config": conf["control"], "extra_steps": cfg.extra_steps},
             "ar": {**base, "ar_config": conf["ar"], "ar_steps": cfg.ar_steps}}
 
 
