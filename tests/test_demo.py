@@ -58,9 +58,14 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     timing = json.loads((out / "demo.json").read_text())
     assert set(timing["stages"]) == set(timing["cpu_stages"]) == {
         "mdlm", "mdlm-b1", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
-        "mdlm-control-b1", "ar", "sweep", "compare", "traces"}
+        "mdlm-control-b1", "ar", "sweep", "compare", "analyze", "traces"}
     report = (out / "report.html").read_text()
     assert "Sweep results" in report and "How a sequence forms" in report
+    # the analyses: DSL and the MDLM control side by side, shown in the report
+    calibration = json.loads((out / "analyze" / "calibration.json").read_text())
+    assert "DSL" in json.dumps(calibration) and "MDLM control" in json.dumps(calibration)
+    from dslm.report.html import analyses_section
+    assert analyses_section(out) in report and 'alt="calibration"' in report
     assert sorted(p.name for p in (out / "traces").glob("*.jsonl")) == sorted(
         f"{s}.jsonl" for s in ("mdlm", "remdm-loop", "dsl-mdlm", "dsl-remdm-loop", "roar-ar",
                                "dsl-continuous", "hybrid", "ar"))

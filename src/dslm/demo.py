@@ -243,10 +243,22 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
 
 
 def _report(cfg: DemoConfig, out: Path, timer: _Timer) -> None:
-    """Stage ``traces`` (one short trace per sampler family) and ``report.html`` (dslm.report)."""
+    """Stages ``analyze`` (calibration and self-correction of the DSL model and its MDLM
+    control, small: docs/ANALYSES.md) and ``traces`` (one short trace per sampler family),
+    then ``report.html`` (dslm.report), which shows both."""
+    from dslm.analyze import demo_analyses
+    from dslm.evaluate import judges
+    from dslm.processes import resolve_device
     from dslm.report.html import write_demo_report
     from dslm.report.traces import record_demo_traces
 
+    # the judge of the changes: the pretrained one when installed, else the demo's AR model;
+    # the demo's AR model defines the wrong tokens (it shares the models' tokenizer)
+    judge = judges.SMOLLM2 if judges.available(judges.SMOLLM2) else str(out / "ar")
+    timer.run("analyze", lambda: demo_analyses(
+        str(out / "dsl"), str(out / "mdlm-control"), "validation", judge, out / "analyze",
+        reference=str(out / "ar"), steps=tuple(sorted(cfg.steps)[:2]), seed=cfg.seed,
+        device=str(resolve_device(cfg.device, what="demo.device"))))
     traces = timer.run("traces", lambda: record_demo_traces(cfg, out))
     write_demo_report(cfg, out, traces)
 
