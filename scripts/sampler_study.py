@@ -1,7 +1,8 @@
 """Paired sampler comparisons on trained checkpoints: entropy and judge NLL per sample.
 
     python scripts/sampler_study.py --group continuous|loop --dsl CKPT [--mdlm CKPT]
-        [--steps 16,32] [--seeds 0,1,2] [--n 32] [--judge smollm2-135m|none|AR_CKPT] --out FILE.json
+        [--steps 16,32] [--seeds 0,1,2] [--n 32] [--judge smollm2-135m|none|AR_CKPT]
+        [--judge-tokens N] --out FILE.json
 
 Every variant (a sampler and its options, listed in VARIANTS) is sampled with the same
 seeds; sample i of seed r of every variant starts from the same generator state, so the
@@ -9,7 +10,9 @@ comparison with the group's baseline is paired by (seed, i). Recorded per set: t
 sampled ids' mean unigram entropy (nats), repetition, and the judge's per-sample NLL and
 token counts (gen PPL = exp(sum NLL / sum tokens)). The summary gives, per variant and
 T, the mean over seeds and a 95% paired-bootstrap interval of the gen-PPL ratio to the
-baseline (resampling (seed, i) pairs). Resumable: finished sets are kept in ``--out``.
+baseline (resampling (seed, i) pairs). ``--judge-tokens N`` > 0 makes the judge read only
+the first N tokens of every text (``dslm.evaluate.textproc.TruncatedLM``, the demo's
+``judge_tokens``); 0 scores the whole text. Resumable: finished sets are kept in ``--out``.
 """
 
 from __future__ import annotations
@@ -113,9 +116,13 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--judge", default="smollm2-135m")
+    ap.add_argument("--judge-tokens", type=int, default=0,
+                    help="judge reads each text's first N tokens (0: all), as the demo's judge_tokens")
     ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
+    if args.judge_tokens < 0:
+        ap.error(f"--judge-tokens must be >= 0, got {args.judge_tokens}")
     torch.set_num_threads(1)
 
     from dslm.evaluate import judges
@@ -128,12 +135,16 @@ def main() -> None:
     doc = json.loads(out.read_text()) if out.is_file() else {"sets": {}}
     doc.update(group=args.group, steps=[int(t) for t in args.steps.split(",")],
                seeds=[int(s) for s in args.seeds.split(",")], n=args.n, judge=args.judge,
+               judge_tokens=args.judge_tokens,
                checkpoints={"dsl": args.dsl, "mdlm": args.mdlm})
     opened = {"dsl": open_checkpoint(args.dsl)}
     if args.mdlm:
         opened["mdlm"] = open_checkpoint(args.mdlm)
     models = {k: (o.model, o.tokenizer()) for k, o in opened.items()}
     judge = None if args.judge == "none" else judges.load_named(args.judge)
+    if judge is not None and args.judge_tokens > 0:
+        from dslm.evaluate.textproc import TruncatedLM
+        judge = TruncatedLM(judge, args.judge_tokens)
     if judge is not None:
         doc["judge_identity"] = judges.identity(judge)
 
