@@ -37,14 +37,6 @@ class SeedSweep:
     folder: Path | None = None
 
 
-def load_sweep(folder: str | Path) -> dict:
-    """The ``sweep.json`` document of a sweep folder."""
-    path = Path(folder) / "sweep.json"
-    if not path.is_file():
-        raise DSLMError(f"no sweep results at {path}")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 @dataclass
 class Comparison:
     """One row of the verdict table."""
