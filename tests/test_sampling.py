@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from conftest import tiny_model_config
+import conftest
 from dslm.errors import ConfigError, DSLMError, SamplingError
-from dslm.models import build_model
 from dslm.sampling import SAMPLERS, available_samplers, get_sampler, sample
 from dslm.sampling.common import nucleus
 from dslm.sampling.registry import sampler_options
@@ -21,14 +20,7 @@ ALL = [(name, kind) for name, spec in SAMPLERS.items() for kind in spec.kinds]
 
 
 def random_model(kind, **overrides):
-    """A tiny model whose output depends on its input (the zero-initialised adaLN and
-    output layers of a fresh DiT would give constant logits)."""
-    torch.manual_seed(0)
-    model = build_model(tiny_model_config(kind, vocab_size=VOCAB, **overrides)).eval()
-    with torch.no_grad():
-        for p in model.backbone.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return model
+    return conftest.random_model(kind, VOCAB, **overrides)
 
 
 @pytest.fixture(scope="module")

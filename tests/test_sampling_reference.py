@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_model_config
-from dslm.models import build_model
+from conftest import random_model
 from dslm.sampling import SAMPLERS, sample
 
 REFERENCE = Path(__file__).parent / "data" / "sampler_reference.json"
@@ -36,17 +35,8 @@ def _key(name: str, options: dict) -> str:
     return name + "".join(f" {k}={v}" for k, v in sorted(options.items()))
 
 
-def _model(kind: str):
-    torch.manual_seed(0)
-    model = build_model(tiny_model_config(kind, vocab_size=VOCAB)).eval()
-    with torch.no_grad():
-        for p in model.backbone.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return model
-
-
 def draw_all() -> dict[str, list]:
-    models = {kind: _model(kind) for kind in ("dsl", "mdlm", "ar")}
+    models = {kind: random_model(kind, VOCAB) for kind in ("dsl", "mdlm", "ar")}
     out = {}
     for name, options in CASES:
         model = models[SAMPLERS[name].kinds[0]]

