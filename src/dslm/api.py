@@ -141,12 +141,9 @@ def generate_batch(model, tokenizer, sampler: str, num_samples: int, seq_len: in
         fill = parse_infill(infill, tokenizer, seq_len)
         seq_len = int(fill[0].shape[0])
     seq_len = seq_len or model.config.seq_len
-    kwargs = {"observer": observer} if observer is not None else {}
-    if trace is not None:
-        kwargs["trace"] = trace
     result = sample(model, sampler, num_samples, seq_len, steps, generator,
                     batch_size=batch_size or num_samples, prefix=prefix, infill=fill,
-                    progress=progress, **kwargs, **options)
+                    progress=progress, observer=observer, trace=trace, **options)
     ids = result.tokens.tolist()
     texts = [tokenizer.decode(t) if tokenizer is not None else "" for t in ids]
     return Generation(ids, texts, int(result.nfe), result.stats)
