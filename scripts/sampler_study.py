@@ -67,18 +67,9 @@ VARIANTS = {
 }
 
 
-def bootstrap_ratio(a_nll, a_tok, b_nll, b_tok, draws=2000, seed=0):
-    """95% interval of PPL(a) / PPL(b) resampling paired samples."""
-    rng = np.random.default_rng(seed)
-    n = len(a_nll)
-    idx = rng.integers(0, n, size=(draws, n))
-    la = a_nll[idx].sum(1) / a_tok[idx].sum(1)
-    lb = b_nll[idx].sum(1) / b_tok[idx].sum(1)
-    lo, hi = np.quantile(np.exp(la - lb), [0.025, 0.975])
-    return float(lo), float(hi)
-
-
 def summarize(doc: dict, group: str) -> dict:
+    from dslm.evaluate.stats import genppl_ratio
+
     names = list(VARIANTS[group])
     base = names[0]
     out = {}
@@ -101,7 +92,8 @@ def summarize(doc: dict, group: str) -> dict:
                     bn = np.concatenate([s["nll"] for s in ref])
                     bt = np.concatenate([s["tokens"] for s in ref]).astype(float)
                     row["ratio_to_base"] = float(math.exp(nll.sum() / tok.sum() - bn.sum() / bt.sum()))
-                    row["ratio_95"] = bootstrap_ratio(nll, tok, bn, bt)
+                    iv = genppl_ratio(np.stack([nll, tok], 1), np.stack([bn, bt], 1))
+                    row["ratio_95"] = (iv.low, iv.high)
             rows[name] = row
         out[f"T={T}"] = rows
     return out
