@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from pathlib import Path
 from dslm.config import choices
 from dslm.errors import ConfigError
 from dslm.io import atomic_write_json
+from dslm.provenance import cpu_seconds
 
 
 #: the stage roles of ``DemoConfig.runs``: the base MDLM, the two continuations, the AR model
@@ -150,12 +150,6 @@ def _run_config(cfg: DemoConfig, role: str, out_dir: Path, steps: int, seed: int
     return update(update(run, values, prefix=f"runs.{role}"), stage)
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children (all threads)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 class _Timer:
     """Stage wall and CPU times (``stages``, ``cpu_stages``), kept in ``demo.json`` across
     resumed runs. CPU time (user + sys) measures the work even on a shared machine."""
@@ -168,9 +162,9 @@ class _Timer:
 
     def run(self, name: str, fn):
         print(f"\n== demo stage: {name} ==", flush=True)
-        start, cpu = time.perf_counter(), _cpu_seconds()
+        start, cpu = time.perf_counter(), cpu_seconds()
         result = fn()
-        spent, cpu_spent = time.perf_counter() - start, _cpu_seconds() - cpu
+        spent, cpu_spent = time.perf_counter() - start, cpu_seconds() - cpu
         for key, value in (("stages", spent), ("cpu_stages", cpu_spent)):
             self.doc[key][name] = round(self.doc[key].get(name, 0.0) + value, 1)
         atomic_write_json(self.path, self.doc)

@@ -150,3 +150,12 @@ def environment() -> dict[str, Any]:
            "cuda": torch.version.cuda if torch.cuda.is_available() else None,
            "gpu": (torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)}
     return env
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads) and its finished children
+    (data workers): what a stage cost, whatever else shares the machine."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime

@@ -9,13 +9,13 @@ Definitions: docs/ANALYSES.md.
 
 from __future__ import annotations
 
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dslm.errors import DSLMError
+from dslm.provenance import cpu_seconds
 
 
 def held_out_blocks(spec: str, tokenizer, seq_len: int, n: int, seed: int = 0,
@@ -58,12 +58,6 @@ def is_dslm_folder(spec) -> bool:
     return p.is_dir() and any((q / "config.json").is_file() for q in (p, p / "checkpoint"))
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process and its finished children (data workers)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def judge_log_likelihood(judge):
     """``texts -> log p_J(text)`` (nats) of a ``dslm.evaluate.lm.CausalLM`` judge."""
 
@@ -90,7 +84,7 @@ def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=N
     from dslm.analyze import selfcorrection as sc
     from dslm.models.checkpoint import open_checkpoint
 
-    began_cpu, began = _cpu_seconds(), time.perf_counter()
+    began_cpu, began = cpu_seconds(), time.perf_counter()
     dsl = open_checkpoint(dsl_ckpt, device)
     models = {"DSL": dsl.model, "MDLM control": open_checkpoint(control_ckpt, device).model}
     tokenizer = dsl.tokenizer() if dsl.tokenizer_spec is not None else None
@@ -114,7 +108,7 @@ def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=N
                               ref_model, max_judged=max_judged)
     paths.update({f"self_correction_{k}": v for k, v in sc.write(rows, out_dir).items()})
     return {"paths": paths, "calibration": result.to_dict(), "self_correction": rows,
-            "cpu_seconds": _cpu_seconds() - began_cpu,
+            "cpu_seconds": cpu_seconds() - began_cpu,
             "wall_seconds": time.perf_counter() - began}
 
 
