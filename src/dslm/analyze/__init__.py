@@ -52,12 +52,6 @@ def held_out_blocks(spec: str, tokenizer, seq_len: int, n: int, seed: int = 0,
     return blocks[np.sort(pick)]
 
 
-def is_dslm_folder(spec) -> bool:
-    """A dslm checkpoint or run folder (a judge that can also serve as the reference)."""
-    p = Path(spec)
-    return p.is_dir() and any((q / "config.json").is_file() for q in (p, p / "checkpoint"))
-
-
 def judge_log_likelihood(judge):
     """``texts -> log p_J(text)`` (nats) of a ``dslm.evaluate.lm.CausalLM`` judge."""
 
@@ -82,7 +76,7 @@ def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=N
     the CPU seconds used."""
     from dslm.analyze import calibration as cal
     from dslm.analyze import selfcorrection as sc
-    from dslm.models.checkpoint import open_checkpoint
+    from dslm.models.checkpoint import is_dslm_checkpoint, open_checkpoint
 
     began_cpu, began = cpu_seconds(), time.perf_counter()
     dsl = open_checkpoint(dsl_ckpt, device)
@@ -98,7 +92,7 @@ def demo_analyses(dsl_ckpt, control_ckpt, blocks, judge, out_dir, *, reference=N
     if isinstance(judge, (str, Path)):
         from dslm.evaluate.judges import load_named
 
-        if reference is None and is_dslm_folder(judge):
+        if reference is None and is_dslm_checkpoint(judge):
             reference = judge
         judge = load_named(str(judge), device)
     if judge is not None:

@@ -128,11 +128,11 @@ def _run(args) -> int:
         judge_ll = reference = None
         ref_spec = args.reference
         if args.judge is not None:
-            from dslm.analyze import is_dslm_folder
+            from dslm.models.checkpoint import is_dslm_checkpoint
             from dslm.evaluate.judges import load_named
 
             judge_ll = judge_log_likelihood(load_named(args.judge, args.device))
-            if ref_spec is None and is_dslm_folder(args.judge):
+            if ref_spec is None and is_dslm_checkpoint(args.judge):
                 ref_spec = args.judge
         if ref_spec is not None:
             ref = open_checkpoint(ref_spec, args.device)
