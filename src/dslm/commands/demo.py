@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-HELP = ("the main job (CPU, < 20 min): MDLM -> DSL fine-tune vs. MDLM control over seeds, "
+HELP = ("the main job (CPU; about 1,600 CPU-seconds measured, see the README's Budget): "
+        "MDLM -> DSL fine-tune vs. MDLM control over seeds, "
         "step-budget sweep (table + plot), paired-bootstrap verdicts and their reading")
 
 
