@@ -83,7 +83,12 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     reading = (out / "reading.md").read_text()
     assert f"dsl-remdm-loop vs remdm-loop: {main_rows[0]['verdict']} at T = 4" in reading
     assert "Second base MDLM (seed 1)" in reading and reading in printed
-    assert json.loads((out / "compare" / "sweep.json").read_text())["ar_baseline"] is None
+    for seed in ("s0", "s1", "b1"):         # one comparison sweep per continuation seed
+        assert json.loads((out / "compare" / seed / "sweep.json").read_text())["ar_baseline"] is None
+    pooled = verdicts["pooled_mauve"]          # MAUVE of the seeds' samples pooled: 2 x 6 each
+    assert {p["n"] for p in pooled["points"].values()} == {12}
+    assert set(pooled["points"]) == {"held-out (second draw)", "dsl-remdm-loop T=4", "remdm-loop T=4"}
+    assert "continuation seeds pooled" in (out / "verdicts.md").read_text()
     # a second call finds every stage done and recomputes nothing
     before = (out / "sweep" / "sweep.json").read_text()
     assert main(argv) == 0

@@ -440,12 +440,17 @@ def _verdicts(cfg: DemoConfig, out: Path) -> list:
             compare.SeedSweep(cfg.seed + j + k, doc, dsl_label, ctl_label, folder))
     tables = {j: compare.compare(sweeps, cfg.pairs(), list(cfg.compare_steps), seed=cfg.seed)
               for j, sweeps in sorted(seed_sweeps.items())}
+    pooled = _pooled_mauve(cfg, out, seed_sweeps[0])
     atomic_write_json(out / "verdicts.json", {
         "judge": judge, "compare_samples_per_seed": cfg.compare_samples,
         "seed0_samples": cfg.num_samples if reuse is not None else cfg.compare_samples,
-        "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()}})
+        "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()},
+        "pooled_mauve": pooled})
+    from dslm.evaluate.pooled import markdown as pooled_markdown
+
     md = "".join(f"## Base MDLM seed {cfg.seed + j}\n\n" + compare.table_markdown(rows) + "\n"
                  for j, rows in tables.items())
+    md += f"## MAUVE, base MDLM seed {cfg.seed}, continuation seeds pooled\n\n" + pooled_markdown(pooled)
     atomic_write_text(out / "verdicts.md", "# DSL vs the MDLM control: verdicts\n\n" + md)
     extra = [(f"Second base MDLM (seed {cfg.seed + j})", tables[j]) for j in range(1, cfg.base_seeds)]
     reading = compare.reading_markdown(tables[0], judge=f"`{judge}`",
@@ -453,3 +458,23 @@ def _verdicts(cfg: DemoConfig, out: Path) -> list:
                                        extra=extra)
     atomic_write_text(out / "reading.md", reading)
     return tables[0]
+
+
+def _pooled_mauve(cfg: DemoConfig, out: Path, sweeps: list) -> dict:
+    """MAUVE of the base seed's continuation seeds' samples pooled per comparison point
+    (``dslm.evaluate.pooled``), with the sweeps' featurizer and text truncation, against
+    as many held-out texts; and MAUVE by sample count."""
+    from dslm.evaluate import judges, pooled
+    from dslm.evaluate.reference import reference_pair
+    from dslm.evaluate.textproc import TruncatedLM
+
+    sets = pooled.pooled_sets(sweeps, cfg.pairs(), list(cfg.compare_steps))
+    settings = sweeps[0].doc.get("settings", {})
+    featurizer = judges.load_named(settings.get("featurizer") or str(out / "ar"))
+    cut = int((settings.get("text_decoding") or {}).get("truncate_tokens") or 0)
+    if cut > 0:
+        featurizer = TruncatedLM(featurizer, cut)
+    n = min(len(texts) for pair in sets.values() for texts in pair)
+    reference, second = reference_pair(settings.get("reference") or "validation", n, cfg.seed,
+                                       str(out / "mdlm-control"))
+    return pooled.pooled_mauve(sets, featurizer, reference, second, cfg.eval_batch_size)
