@@ -39,7 +39,8 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     argv = ["demo", "--out", str(out), "--configs", str(configs), "mdlm_steps=4", "extra_steps=3",
             "ar_steps=3", "num_samples=8", "steps=[2,4]", "samplers=[mdlm,dsl-remdm-loop,roar-ar]",
             "extra_points=[hybrid:4]", "seeds=2", "base_seeds=2",
-            "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[4]", "compare_samples=6"]
+            "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[4]", "compare_samples=6",
+            "extra_base_samples=4"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| model | sampler | T | NFE | MAUVE |" in printed
@@ -79,7 +80,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     main_rows = verdicts["tables"]["base seed 0"]
     assert len(main_rows) == 1 and main_rows[0]["num_pairs"] == 12 and main_rows[0]["seeds"] == [0, 1]
     assert main_rows[0]["verdict"] in ("better", "tie", "worse")
-    assert verdicts["tables"]["base seed 1"][0]["num_pairs"] == 6
+    assert verdicts["tables"]["base seed 1"][0]["num_pairs"] == 4       # extra_base_samples
     reading = (out / "reading.md").read_text()
     assert f"dsl-remdm-loop vs remdm-loop: {main_rows[0]['verdict']} at T = 4" in reading
     assert "Second base MDLM (seed 1)" in reading and reading in printed

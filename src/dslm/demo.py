@@ -75,6 +75,7 @@ class DemoConfig:
     compare: list[str] = field(default_factory=list)
     compare_steps: list[int] = field(default_factory=list)
     compare_samples: int = 0
+    extra_base_samples: int = 0         # per point for base seeds after the first; 0 = compare_samples
     judge_tokens: int = 0
     eval_batch_size: int = 0
     workers: int = 0                    # stage processes at once; 0 = auto (demo_workers)
@@ -88,6 +89,9 @@ class DemoConfig:
                     "base_seeds", "compare_samples", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key 'demo.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.extra_base_samples < 0 or self.extra_base_samples == 1:
+            raise ConfigError("config key 'demo.extra_base_samples' must be 0 (= compare_samples) or >= 2, "
+                              f"got {self.extra_base_samples}")
         if self.workers < 0:
             raise ConfigError(f"config key 'demo.workers' must be >= 0 (0 = auto), got {self.workers}")
         if self.judge_tokens < 0:
@@ -413,8 +417,9 @@ def _compare_seed(cfg: DemoConfig, j: int, k: int, suffix: str, progress: bool) 
     out = Path(cfg.out)
     dsl_label, ctl_label = _pair_labels(cfg, j, k)
     models = [(ctl_label, str(out / f"mdlm-control{suffix}")), (dsl_label, str(out / f"dsl{suffix}"))]
+    n = cfg.extra_base_samples if j > 0 and cfg.extra_base_samples else cfg.compare_samples
     run_sweep(_sweep_config(cfg, _compare_folder(cfg, suffix), models, _compare_samplers(cfg),
-                            cfg.compare_steps, [], cfg.compare_samples, ar_baseline=False),
+                            cfg.compare_steps, [], n, ar_baseline=False),
               progress=progress)
 
 
@@ -443,6 +448,7 @@ def _verdicts(cfg: DemoConfig, out: Path) -> list:
     pooled = _pooled_mauve(cfg, out, seed_sweeps[0])
     atomic_write_json(out / "verdicts.json", {
         "judge": judge, "compare_samples_per_seed": cfg.compare_samples,
+        "extra_base_samples": cfg.extra_base_samples or cfg.compare_samples,
         "seed0_samples": cfg.num_samples if reuse is not None else cfg.compare_samples,
         "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()},
         "pooled_mauve": pooled})
