@@ -265,6 +265,12 @@ def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
     workers = demo_workers(cfg)
     timer.doc["workers"] = workers
     if workers > 1:
+        timer.doc["stage_threads"] = 1          # dslm.stagepool's worker processes
+    else:
+        import torch
+
+        timer.doc["stage_threads"] = torch.get_num_threads()
+    if workers > 1:
         print(f"running the demo's stages on {workers} processes (1 thread each); "
               f"each stage's output: {out / 'logs'}/<stage>.log", flush=True)
     timer.run("data", lambda: _prepare_data(cfg, progress))

@@ -159,8 +159,9 @@ def stage_times(demo: dict) -> str:
     stages, cpu = demo.get("stages", {}), demo.get("cpu_stages", {})
     env = demo.get("environment", {})
     workers = demo.get("workers", 1)
-    how = (f"{workers} single-threaded stage processes side by side" if workers > 1
-           else f"one process, torch threads {env.get('torch_threads', '?')}")
+    threads = demo.get("stage_threads", env.get("torch_threads", "?"))
+    how = (f"{workers} stage processes side by side, {threads} torch thread each" if workers > 1
+           else f"one process, torch threads {threads}")
     return (f"Stage times (wall s / CPU s; {env.get('cpu_count', demo.get('cpu_count'))} cores, {how}): "
             + ", ".join(f"{k} {stages[k]:.0f}/{cpu.get(k, 0):.0f}" for k in stages)
             + f". Elapsed {demo_wall(demo):.0f} s wall, {demo.get('total_cpu_seconds', 0):.0f} CPU-s.")
@@ -204,7 +205,8 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
         lines.append(f"| {name} | {curve[-1][1]:.2f} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
                      f"{c['better']} / {c['tie']} / {c['worse']} | {_pairs(verdicts)} | "
                      f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
-                     f"{demo.get('workers', 1)} x {(demo.get('environment') or {}).get('torch_threads', '?')} "
+                     f"{demo.get('workers', 1)} x "
+                     f"{demo.get('stage_threads', (demo.get('environment') or {}).get('torch_threads', '?'))} "
                      "thread |")
     return lines
 
