@@ -46,6 +46,12 @@ def test_rows_equal_the_full_forward_bitwise(kind):
         for where in _subsets(x, state.mask_id):
             assert torch.equal(lazy[where], full[where])
             assert torch.equal(lazy[where.nonzero(as_tuple=True)], full[where])
+        # a second state: DSL reuses the converter rows of the first call (same keys)
+        x2 = torch.where(x == state.mask_id, torch.arange(x.numel()).view_as(x) % VOCAB, x)
+        x2[0, :5] = state.mask_id
+        full2, lazy2 = state.scores(x2, 0.2), state.row_scores(x2, 0.2)
+        for where in _subsets(x2, state.mask_id):
+            assert torch.equal(lazy2[where], full2[where])
 
 
 def test_dsl_soft_remask_rows_equal_the_full_forward():

@@ -10,7 +10,9 @@ still-masked ones, under carry-over), yet the model's forward computes the outpu
 
 and the DSL input converter softmax(beta y K^T + b) @ W_in runs once per distinct
 localized vector (every masked position without soft evidence reads y = 0, every position
-revealed as token v reads y = snr_max e_v), then is gathered back to all positions.
+revealed as token v reads y = snr_max e_v), then is gathered back to all positions; the
+outputs for y = 0 and y = snr_max e_v are kept for the whole run (``ConverterCache``), so
+each is computed once per batch rather than once per step.
 
 Exactness: every operation is row-wise (row i of the head, of the log-softmax and of the
 converter depends on row i of its input alone), so the selected rows equal the rows of the
@@ -116,39 +118,82 @@ def mdlm_scores(model: MDLMDenoiser, net, x: torch.Tensor,
 
 
 def dsl_scores(model: DSLDenoiser, net, y: torch.Tensor, key: torch.Tensor,
-               x: torch.Tensor) -> RowScores:
+               x: torch.Tensor, cache: "ConverterCache | None" = None) -> RowScores:
     """The logits of ``model(y)`` (one NFE), rows on demand; ``key`` [B, L] labels the rows
-    of y: equal keys, equal rows (the converter runs once per key)."""
+    of y: equal keys, equal rows (the converter runs once per key, and with ``cache`` once
+    per key < V + 1 over the whole run)."""
 
     def features(y, key):
         sigma = None
         if model.config.norm_conditioning:
             sigma = torch.log1p(y.float().norm(dim=-1).mean(dim=-1))
-        h = distinct_embedding(model, y, key)
+        h = distinct_embedding(model, y, key, cache)
         return model.backbone.features(h, sigma)
 
     feats = counted(net, features, y, key)
     return RowScores(net, feats, lambda f, ids: head_rows(model, f), x)
 
 
-def distinct_embedding(model: DSLDenoiser, y: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+class ConverterCache:
+    """Converter outputs h(y) of the rows whose key is a token v < V (y = snr_max e_v) or
+    the [MASK] id V (y = 0): they depend on the key alone while the weights are fixed, so
+    one sampling run computes each once. Keys > V (soft remasks) are never kept."""
+
+    def __init__(self):
+        self.table: torch.Tensor | None = None      # [V + 1, H]
+        self.done: torch.Tensor | None = None       # [V + 1] bool
+
+
+def distinct_embedding(model: DSLDenoiser, y: torch.Tensor, key: torch.Tensor,
+                       cache: ConverterCache | None = None) -> torch.Tensor:
     """``model.input_embedding(y)`` [B, L, H], the converter run once per distinct ``key``.
 
     The full converter runs on chunks of ``chunk_rows`` rows; within each chunk (the same
     chunks, so the same row counts are never undercut) only one row per key is computed.
+    With a ``cache`` and a single chunk, rows already computed in an earlier call are reused.
     """
     flat, keys = y.reshape(-1, y.shape[-1]), key.reshape(-1)
     n = flat.shape[0]
     rows = chunk_rows(padded_size(model.vocab_size + 1))
+    if cache is not None and MIN_ROWS <= n <= rows:
+        h = _cached_embedding(model, flat, keys, cache)
+        return h.view(*y.shape[:-1], h.shape[-1])
     parts = []
     for s in range(0, n, rows):
         ys, ks = flat[s:s + rows], keys[s:s + rows]
         if ys.shape[0] < MIN_ROWS:
             parts.append(model.input_embedding(ys))
             continue
-        uniq, inverse = torch.unique(ks, return_inverse=True)
-        first = torch.empty(uniq.shape[0], dtype=torch.long, device=ks.device)
-        first.scatter_(0, inverse, torch.arange(ks.shape[0], device=ks.device))
+        uniq, inverse, first = _distinct(ks)
         parts.append(_padded(model.input_embedding, ys[first])[inverse])
     h = parts[0] if len(parts) == 1 else torch.cat(parts)
     return h.view(*y.shape[:-1], h.shape[-1])
+
+
+def _distinct(keys: torch.Tensor):
+    """The distinct keys, each key's slot among them, and one position holding each."""
+    uniq, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.empty(uniq.shape[0], dtype=torch.long, device=keys.device)
+    first.scatter_(0, inverse, torch.arange(keys.shape[0], device=keys.device))
+    return uniq, inverse, first
+
+
+def _cached_embedding(model: DSLDenoiser, flat: torch.Tensor, keys: torch.Tensor,
+                      cache: ConverterCache) -> torch.Tensor:
+    slots = model.vocab_size + 1
+    if cache.table is None:
+        w_in = model.backbone.vocab_embed.embedding
+        cache.table = torch.zeros(slots, w_in.shape[1], dtype=w_in.dtype, device=flat.device)
+        cache.done = torch.zeros(slots, dtype=torch.bool, device=flat.device)
+    uniq, inverse, first = _distinct(keys)
+    kept = uniq < slots
+    slot = uniq.clamp(max=slots - 1)
+    todo = ~kept | ~cache.done[slot]
+    h = cache.table[slot]                                         # [U, H]
+    if bool(todo.any()):
+        fresh = _padded(model.input_embedding, flat[first[todo]])
+        h[todo] = fresh
+        store = todo & kept
+        cache.table[slot[store]] = h[store]
+        cache.done[slot[store]] = True
+    return h[inverse]

@@ -93,6 +93,7 @@ class DSLState:
         self.renoise_snr = float(renoise_snr)
         self.cache_exact = True
         self.soft: torch.Tensor | None = None          # y of masked positions, [B, L, d]
+        self.converter = rows.ConverterCache()          # row_scores' converter outputs by key
 
     def localized(self, x: torch.Tensor) -> torch.Tensor:
         """y [B, L, d] of a discrete state: clean points where revealed, soft/0 where masked."""
@@ -117,7 +118,7 @@ class DSLState:
             soft = masked & (self.soft.abs().sum(-1) > 0)
             unique = self.mask_id + 1 + torch.arange(x.numel(), device=x.device).view_as(x)
             key = torch.where(soft, unique, key)
-        return rows.dsl_scores(self.model, self.net, self.localized(x), key, x)
+        return rows.dsl_scores(self.model, self.net, self.localized(x), key, x, self.converter)
 
     def snr(self, x: torch.Tensor) -> torch.Tensor:
         """Per-position SNR [B, L] of the state (for traces): snr_max revealed, 0 masked,
