@@ -32,9 +32,16 @@ def _state_x(model, mask_id: int) -> torch.Tensor:
     return torch.where(torch.rand(B, L, generator=gen) < 0.6, mask_id, x)
 
 
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("kind", ["mdlm", "dsl"])
-def test_rows_equal_the_full_forward_bitwise(kind):
-    torch.set_num_threads(1)
+def test_rows_equal_the_full_forward_bitwise(kind, threads):
     model = random_model(kind, VOCAB)
     state = token_state(model, Network(model, torch.device("cpu")), torch.Generator())
     x = _state_x(model, state.mask_id)
