@@ -82,6 +82,9 @@ def test_small_calls_and_traced_runs_keep_the_full_forward():
     assert rows_mod.enabled(model, net, rows_mod.MIN_ROWS)
     assert not rows_mod.enabled(model, net, rows_mod.MIN_ROWS - 1)
     assert not rows_mod.enabled(model, Network(model, torch.device("cpu"), observer=print), 128)
+    handle = model.register_forward_hook(lambda *a: None)
+    assert not rows_mod.enabled(model, net, 128)        # a hook must see the real forward
+    handle.remove()
     model.train()
     assert not rows_mod.enabled(model, net, 128)
 

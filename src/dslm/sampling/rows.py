@@ -24,8 +24,9 @@ checks the rows against the full forward bit for bit, and the fixed-seed referen
 tokens (``tests/test_sampling_reference.py``) are unchanged.
 
 Used only where the network runs eagerly (not under the GPU's compiled bf16 wrapper),
-without a trace observer (traces read the full output), on an MDLM or DSL denoiser in
-eval mode; ``DSLM_ROW_SCORES=0`` turns it off (the full forward everywhere).
+without a trace observer or forward hooks on the model (they read the full output), on
+an MDLM or DSL denoiser in eval mode; ``DSLM_ROW_SCORES=0`` turns it off (the full
+forward everywhere).
 """
 
 from __future__ import annotations
@@ -47,7 +48,15 @@ def enabled(model, net, rows: int) -> bool:
     """Whether a call on ``rows`` positions may take the row-restricted path."""
     return (os.environ.get("DSLM_ROW_SCORES", "1") != "0" and net.fn is model
             and net.observer is None and type(model) in (MDLMDenoiser, DSLDenoiser)
-            and not model.training and rows >= MIN_ROWS)
+            and not model.training and rows >= MIN_ROWS and not hooked(model))
+
+
+def hooked(model) -> bool:
+    """Whether forward hooks watch ``model`` (they must see its real forward calls)."""
+    from torch.nn.modules import module as nn_module
+
+    return bool(model._forward_hooks or model._forward_pre_hooks
+                or nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks)
 
 
 def counted(net, fn, *args) -> torch.Tensor:
