@@ -40,22 +40,19 @@ def readme_block(folder: Path) -> str:
     table reading of one demo folder, unedited."""
     import json
 
-    from dslm.evidence import summary_table, table_reading
+    from dslm.evidence import stage_times, summary_table, table_reading
 
     demo = json.loads((folder / "demo.json").read_text(encoding="utf-8"))
     sweep = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
     reading = (folder / "reading.md").read_text(encoding="utf-8").replace("### ", "#### ")
     verdicts = (folder / "verdicts.md").read_text(encoding="utf-8").split("\n", 1)[1]
     table = (folder / "sweep.md").read_text(encoding="utf-8").split("\n", 2)[2]
-    stages, cpu = demo["stages"], demo["cpu_stages"]
-    times = ", ".join(f"{k} {stages[k]:.0f} / {cpu.get(k, 0):.0f}" for k in stages)
     return "\n".join([
         reading.strip(), "", verdicts.replace("## ", "#### ").strip(), "",
         "The table sweep (seed-0 models; `docs/demo/sweep.md`):", "",
         "![sweep](docs/demo/sweep.png)", "", table.strip(), "",
         table_reading(sweep, demo).strip(), "",
-        f"Stage times of this run (wall s / CPU s): {times}; total {demo['total_seconds']:.0f} s "
-        f"wall, {demo['total_cpu_seconds']:.0f} CPU-s.", "",
+        stage_times(demo), "",
         "The same demo on every corpus tried (`docs/EVIDENCE.md` has each corpus's tables):", "",
         *summary_table(default_corpora())])
 

@@ -39,7 +39,8 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     argv = ["demo", "--out", str(out), "--configs", str(configs), "mdlm_steps=4", "extra_steps=3",
             "ar_steps=3", "num_samples=8", "steps=[2,4]", "samplers=[mdlm,dsl-remdm-loop,roar-ar]",
             "extra_points=[hybrid:4]", "seeds=2", "base_seeds=2",
-            "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[4]", "compare_samples=6"]
+            "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[4]", "compare_samples=6",
+            "extra_base_samples=4"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| model | sampler | T | NFE | MAUVE |" in printed
@@ -58,7 +59,9 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     timing = json.loads((out / "demo.json").read_text())
     assert set(timing["stages"]) == set(timing["cpu_stages"]) == {
         "mdlm", "mdlm-b1", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
-        "mdlm-control-b1", "ar", "sweep", "compare", "analyze", "traces"}
+        "mdlm-control-b1", "ar", "sweep", "compare", "compare-s1", "compare-b1", "analyze", "traces",
+        "data", "verdicts"}
+    assert timing["workers"] == 2 and (out / "logs" / "compare-s1.log").is_file()   # CI: 2 cores
     report = (out / "report.html").read_text()
     assert "Sweep results" in report and "How a sequence forms" in report
     # the analyses: DSL and the MDLM control side by side, shown in the report
@@ -77,11 +80,16 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     main_rows = verdicts["tables"]["base seed 0"]
     assert len(main_rows) == 1 and main_rows[0]["num_pairs"] == 12 and main_rows[0]["seeds"] == [0, 1]
     assert main_rows[0]["verdict"] in ("better", "tie", "worse")
-    assert verdicts["tables"]["base seed 1"][0]["num_pairs"] == 6
+    assert verdicts["tables"]["base seed 1"][0]["num_pairs"] == 4       # extra_base_samples
     reading = (out / "reading.md").read_text()
     assert f"dsl-remdm-loop vs remdm-loop: {main_rows[0]['verdict']} at T = 4" in reading
     assert "Second base MDLM (seed 1)" in reading and reading in printed
-    assert json.loads((out / "compare" / "sweep.json").read_text())["ar_baseline"] is None
+    for seed in ("s0", "s1", "b1"):         # one comparison sweep per continuation seed
+        assert json.loads((out / "compare" / seed / "sweep.json").read_text())["ar_baseline"] is None
+    pooled = verdicts["pooled_mauve"]          # MAUVE of the seeds' samples pooled: 2 x 6 each
+    assert {p["n"] for p in pooled["points"].values()} == {12}
+    assert set(pooled["points"]) == {"held-out (second draw)", "dsl-remdm-loop T=4", "remdm-loop T=4"}
+    assert "continuation seeds pooled" in (out / "verdicts.md").read_text()
     # a second call finds every stage done and recomputes nothing
     before = (out / "sweep" / "sweep.json").read_text()
     assert main(argv) == 0

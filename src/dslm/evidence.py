@@ -139,16 +139,32 @@ def corpus_section(name: str, folder: Path) -> list[str]:
             f"`{verdicts.get('judge')}`): DSL better at {c['better']}, tied at {c['tie']}, worse at "
             f"{c['worse']} of {sum(c.values())} points.", ""]
     out += verdict_table(verdicts)
-    stages, cpu = demo.get("stages", {}), demo.get("cpu_stages", {})
-    env = demo.get("environment", {})
-    out += ["", f"Stage times (wall s / CPU s; {env.get('cpu_count', demo.get('cpu_count'))} cores, "
-            f"torch threads {env.get('torch_threads', '?')}): "
-            + ", ".join(f"{k} {stages[k]:.0f}/{cpu.get(k, 0):.0f}" for k in stages)
-            + f". Total {demo.get('total_seconds', 0):.0f} s wall, "
-            f"{demo.get('total_cpu_seconds', 0):.0f} CPU-s.", ""]
+    if verdicts.get("pooled_mauve"):
+        from dslm.evaluate.pooled import markdown as pooled_markdown
+
+        out += ["", pooled_markdown(verdicts["pooled_mauve"]).strip()]
+    out += ["", stage_times(demo), ""]
     if (folder / "reading.md").is_file():
         out += [(folder / "reading.md").read_text(encoding="utf-8").replace("### ", "#### "), ""]
     return out
+
+
+def demo_wall(demo: dict) -> float:
+    """The run's elapsed wall seconds (stages side by side), else the sum of its stages'."""
+    return float(demo.get("wall_seconds") or demo.get("total_seconds") or 0.0)
+
+
+def stage_times(demo: dict) -> str:
+    """One sentence: every stage's wall / CPU seconds, the run's elapsed wall and CPU total."""
+    stages, cpu = demo.get("stages", {}), demo.get("cpu_stages", {})
+    env = demo.get("environment", {})
+    workers = demo.get("workers", 1)
+    threads = demo.get("stage_threads", env.get("torch_threads", "?"))
+    how = (f"{workers} stage processes side by side, {threads} torch thread each" if workers > 1
+           else f"one process, torch threads {threads}")
+    return (f"Stage times (wall s / CPU s; {env.get('cpu_count', demo.get('cpu_count'))} cores, {how}): "
+            + ", ".join(f"{k} {stages[k]:.0f}/{cpu.get(k, 0):.0f}" for k in stages)
+            + f". Elapsed {demo_wall(demo):.0f} s wall, {demo.get('total_cpu_seconds', 0):.0f} CPU-s.")
 
 
 def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
@@ -178,18 +194,26 @@ def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
 def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
     """One line per corpus: NELBO end vs H_1, verdict counts, the run's wall and CPU seconds."""
     lines = ["| corpus | MDLM NELBO end (base seed 0) | unigram entropy | DSL better / tie / worse "
-             "(of 12: 2 pairs x 3 T x 2 base seeds) | demo wall s | demo CPU-s | torch threads |",
-             "|---|---|---|---|---|---|---|"]
+             "(of 12: 2 pairs x 3 T x 2 base seeds) | pairs per point (base seed 0) | demo wall s | "
+             "demo CPU-s | stage processes |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, folder in corpora:
         demo, verdicts = _load(folder, "demo.json"), _load(folder, "verdicts.json")
         recipe = demo.get("recipe", {})
         curve = (recipe.get("nelbo") or {}).get("mdlm") or [[0, float("nan")]]
         c = _verdict_counts(verdicts)
         lines.append(f"| {name} | {curve[-1][1]:.2f} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
-                     f"{c['better']} / {c['tie']} / {c['worse']} | {demo.get('total_seconds', 0):.0f} | "
-                     f"{demo.get('total_cpu_seconds', 0):.0f} | "
-                     f"{(demo.get('environment') or {}).get('torch_threads', '?')} |")
+                     f"{c['better']} / {c['tie']} / {c['worse']} | {_pairs(verdicts)} | "
+                     f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
+                     f"{demo.get('workers', 1)} x "
+                     f"{demo.get('stage_threads', (demo.get('environment') or {}).get('torch_threads', '?'))} "
+                     "thread |")
     return lines
+
+
+def _pairs(verdicts: dict) -> str:
+    rows = next(iter(verdicts.get("tables", {}).values()), [])
+    return str(rows[0]["num_pairs"]) if rows else "-"
 
 
 def table_reading(sweep: dict, demo: dict | None = None) -> str:

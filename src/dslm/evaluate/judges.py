@@ -135,11 +135,53 @@ def load_smollm2(device: str | torch.device = "cpu", max_length: int = SMOLLM2_M
 
     path = _require(SMOLLM2)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    lm = HFCausalLM(str(path.parent), device, max_length, gguf_file=path.name, score_first=True,
-                    name=SMOLLM2)
+    sha = file_sha256(path)
+    converted = converted_folder(SMOLLM2, sha)
+    lm = None
+    if (converted / "config.json").is_file():
+        try:
+            lm = HFCausalLM(str(converted), device, max_length, score_first=True, name=SMOLLM2)
+        except DSLMError:
+            lm = None                       # a damaged conversion: convert again below
+    if lm is None:
+        lm = HFCausalLM(str(path.parent), device, max_length, gguf_file=path.name, score_first=True,
+                        name=SMOLLM2)
+        _save_conversion(lm, converted)
     lm.identity = {"name": SMOLLM2, "kind": "pretrained", "file": path.name,
-                   "sha256": file_sha256(path), "version": _version(_PACKAGES[SMOLLM2][1])}
+                   "sha256": sha, "version": _version(_PACKAGES[SMOLLM2][1])}
     return lm
+
+
+def converted_folder(name: str, sha256: str) -> Path:
+    """Where the float32 conversion of a GGUF judge is kept: ``$DSLM_CACHE/models/<name>-<sha>``.
+
+    Reading a GGUF parses its tokenizer and metadata three times (config, tokenizer,
+    weights: ~15 s on a CPU); the converted folder (safetensors + tokenizer files, the
+    same float32 weights and vocabulary) loads in about a second."""
+    from dslm.evaluate.judge_cache import default_root
+
+    return default_root().parent / "models" / f"{name}-{sha256[:16]}"
+
+
+def _save_conversion(lm, folder: Path) -> None:
+    """Write ``lm``'s weights and tokenizer to ``folder`` atomically; a read-only or full
+    cache only costs the next load its speed."""
+    import json
+
+    from safetensors.torch import save_model
+
+    from dslm.io import atomic_directory
+
+    config = lm.model.config.to_dict()
+    config.pop("quantization_config", None)        # the weights are plain float32 now
+    config["torch_dtype"] = config["dtype"] = "float32"
+    try:
+        with atomic_directory(folder) as tmp:
+            save_model(lm.model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            (tmp / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+            lm.tokenizer.save_pretrained(tmp)
+    except (OSError, DSLMError):
+        pass
 
 
 class SentenceFeaturizer:

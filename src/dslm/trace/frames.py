@@ -48,6 +48,8 @@ def piece(header: dict, token: int) -> str:
     if text is None:
         text = f"#{token}"
     text = text.replace("\n", "\u23ce").replace("\t", " ")
+    # other control characters (a BPE may hold e.g. U+001D) as \xNN: drawable and visible
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
     return text if len(text) <= MAX_PIECE else text[: MAX_PIECE - 1] + "\u2026"
 
 

@@ -27,7 +27,9 @@ def _font(size: int = FONT_SIZE):
         import matplotlib
 
         path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSansMono.ttf"
-        return ImageFont.truetype(str(path), size)
+        # the basic layout: one glyph per character is all a token grid needs, and it
+        # does not depend on libraqm (which refuses some control characters)
+        return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
     except (ImportError, OSError):
         return ImageFont.load_default()
 

@@ -1,0 +1,170 @@
+"""Run dependent stages on worker processes: the demo's scheduler.
+
+A :class:`Stage` is a picklable call ``fn(*args)`` plus the names of the stages it
+needs. With ``workers == 1`` every stage runs in this process, one after the other,
+with its progress bars. With more, up to ``workers`` stages run at once, each in a
+fresh process (``spawn``) limited to ``threads`` torch/BLAS threads, its output going
+to ``<log_dir>/<stage>.log``. A stage starts as soon as every stage it needs has
+finished; among the ready ones the earliest in the list goes first (list the longest
+chain first). Each stage measures its own wall and CPU seconds (user + system of its
+process), which the caller records.
+
+Many small CPU stages are faster as single-threaded processes side by side than as
+one process with several threads (tiny GEMMs do not scale across threads), and each
+stage stays deterministic: its result depends on its seed and thread count, not on
+what runs beside it.
+
+A failed stage stops the pool: no new stage starts, the running ones finish (their
+results are kept: the demo resumes them), and :class:`StageFailed` names the stage,
+its last error line and its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from dslm.errors import DSLMError
+
+
+class StageFailed(DSLMError):
+    """A stage raised; the message names it, its last error line and its log."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    fn: Callable[..., Any]
+    args: tuple = ()
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What one stage returned and what it cost (its own process's CPU seconds)."""
+
+    name: str
+    result: Any
+    wall: float
+    cpu: float
+
+
+def check_graph(stages: Sequence[Stage], done: set[str] = frozenset()) -> None:
+    """Unique names; every need is a stage of the list (or already ``done``); no cycle."""
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise DSLMError(f"stage '{dup}' is listed twice")
+    known = set(names) | set(done)
+    for s in stages:
+        missing = [n for n in s.needs if n not in known]
+        if missing:
+            raise DSLMError(f"stage '{s.name}' needs unknown stage '{missing[0]}'")
+    ready, left = set(done), list(stages)
+    while left:
+        runnable = [s for s in left if set(s.needs) <= ready]
+        if not runnable:
+            raise DSLMError(f"stages {', '.join(s.name for s in left)} need each other (a cycle)")
+        ready |= {s.name for s in runnable}
+        left = [s for s in left if s.name not in ready]
+
+
+def _timed(fn: Callable, args: tuple) -> tuple[Any, float, float]:
+    from dslm.provenance import cpu_seconds
+
+    start, cpu = time.perf_counter(), cpu_seconds()
+    result = fn(*args)
+    return result, time.perf_counter() - start, cpu_seconds() - cpu
+
+
+def _in_child(fn: Callable, args: tuple, log: str, threads: int) -> tuple[Any, float, float]:
+    """One stage in a worker process: ``threads`` threads, output to ``log``."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    with open(log, "a", encoding="utf-8", buffering=1) as f, \
+            contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        import torch
+
+        torch.set_num_threads(threads)
+        try:
+            return _timed(fn, args)
+        except BaseException:
+            traceback.print_exc(file=f)
+            raise
+
+
+def _last_error_line(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def run_stages(stages: Sequence[Stage], workers: int, log_dir: str | Path, threads: int = 1,
+               on_start: Callable[[Stage], None] | None = None,
+               on_done: Callable[[Finished], None] | None = None) -> dict[str, Finished]:
+    """Run ``stages`` in dependency order on ``workers`` processes (1: in this one);
+    ``on_start`` / ``on_done`` are called here, in this process, for each stage."""
+    check_graph(stages)
+    on_start = on_start or (lambda s: None)
+    on_done = on_done or (lambda f: None)
+    finished: dict[str, Finished] = {}
+    if workers <= 1:
+        for s in stages:
+            on_start(s)
+            result, wall, cpu = _timed(s.fn, s.args)
+            finished[s.name] = Finished(s.name, result, wall, cpu)
+            on_done(finished[s.name])
+        return finished
+    return _run_pool(stages, workers, Path(log_dir), threads, on_start, on_done, finished)
+
+
+def _run_pool(stages, workers, log_dir: Path, threads, on_start, on_done, finished):
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pending, running, failure = list(stages), {}, None
+    # spawn: a clean interpreter per stage (no forked torch thread pools); one task each
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               max_tasks_per_child=1)
+    try:
+        while running or (pending and failure is None):
+            while failure is None and len(running) < workers:
+                ready = next((s for s in pending if all(n in finished for n in s.needs)), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                on_start(ready)
+                log = log_dir / f"{ready.name}.log"
+                running[pool.submit(_in_child, ready.fn, ready.args, str(log), threads)] = (ready, log)
+            if not running:
+                break
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                stage, log = running.pop(fut)
+                try:
+                    result, wall, cpu = fut.result()
+                except Exception as exc:       # noqa: BLE001 - reported with the stage's log
+                    last = _last_error_line(log) or f"{type(exc).__name__}: {exc}"
+                    failure = failure or StageFailed(
+                        f"demo stage '{stage.name}' failed: {last} (log: {log})")
+                    if running:
+                        print(f"waiting for the running stages to finish: "
+                              f"{', '.join(s.name for s, _ in running.values())}", file=sys.stderr)
+                    continue
+                finished[stage.name] = Finished(stage.name, result, wall, cpu)
+                on_done(finished[stage.name])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failure is not None:
+        raise failure
+    return finished
