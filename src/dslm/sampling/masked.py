@@ -98,7 +98,7 @@ def masked_diffusion(state, x: torch.Tensor, run: Run, plan: list[Step], remaski
         if final_step == "argmax" and k == len(plan) - 1:      # MDLM's grid ends at t = eps
             alpha_s = alpha_s.clamp(max=1 - FINAL_EPS)
         if scores is None:
-            scores = state.scores(x, 1 - alpha_t.float())
+            scores = getattr(state, "row_scores", state.scores)(x, 1 - alpha_t.float())
         else:
             hits += 1
         masked = (x == mask_id) & free
@@ -157,7 +157,7 @@ def noise_removal(state, x: torch.Tensor, fixed: torch.Tensor, scores: torch.Ten
     """MDLM/ReMDM's last call: every remaining [MASK] -> argmax_v p(x_i = v | state) at t = eps
     (one network call, free when ``scores`` of this very state are cached)."""
     if scores is None:
-        scores = state.scores(x, torch.tensor(FINAL_EPS, device=x.device))
+        scores = getattr(state, "row_scores", state.scores)(x, torch.tensor(FINAL_EPS, device=x.device))
     else:
         hits += 1
     masked = (x == state.mask_id) & ~fixed

@@ -23,6 +23,7 @@ import torch
 
 from dslm.diffusion.channel import clean_point
 from dslm.diffusion.schedules import LogLinearSchedule
+from dslm.sampling import rows
 from dslm.sampling.common import Network
 
 
@@ -51,6 +52,7 @@ class LocalizingDenoiser(Protocol):
 
 class MDLMState:
     def __init__(self, model: MaskedDenoiser, net: Network):
+        self.model = model
         self.net = net
         self.vocab_size = model.vocab_size
         self.mask_id = model.mask_id
@@ -65,12 +67,23 @@ class MDLMState:
             sigma = self.schedule.sigma(t.reshape(-1).expand(x.shape[0]).clamp(0, 1))
         return self.net(x, sigma)[..., : self.vocab_size]
 
+    def row_scores(self, x: torch.Tensor, move_chance: torch.Tensor | float):
+        """``scores``, computed only on the rows indexed (``rows.RowScores``) where possible."""
+        if not rows.enabled(self.model, self.net, x.numel()):
+            return self.scores(x, move_chance)
+        sigma = None
+        if self.uses_time:
+            t = torch.as_tensor(move_chance, dtype=torch.float32, device=x.device)
+            sigma = self.schedule.sigma(t.reshape(-1).expand(x.shape[0]).clamp(0, 1))
+        return rows.mdlm_scores(self.model, self.net, x, sigma)
+
     def remasked(self, x_old: torch.Tensor, remask: torch.Tensor) -> None:
         """MDLM keeps no soft evidence: a remasked token is plain [MASK]."""
 
 
 class DSLState:
     def __init__(self, model: LocalizingDenoiser, net: Network, generator: torch.Generator, renoise_snr: float = 0.0):
+        self.model = model
         self.net = net
         self.generator = generator
         self.vocab_size = model.vocab_size
@@ -80,6 +93,7 @@ class DSLState:
         self.renoise_snr = float(renoise_snr)
         self.cache_exact = True
         self.soft: torch.Tensor | None = None          # y of masked positions, [B, L, d]
+        self.converter = rows.ConverterCache()          # row_scores' converter outputs by key
 
     def localized(self, x: torch.Tensor) -> torch.Tensor:
         """y [B, L, d] of a discrete state: clean points where revealed, soft/0 where masked."""
@@ -91,6 +105,20 @@ class DSLState:
     def scores(self, x: torch.Tensor, move_chance=None) -> torch.Tensor:
         self.net.note(tokens=x, snr=lambda: self.snr(x))
         return self.net(self.localized(x))
+
+    def row_scores(self, x: torch.Tensor, move_chance=None):
+        """``scores``, computed only on the rows indexed (``rows.RowScores``) where possible;
+        the converter runs once per distinct y row (key: the token, [MASK], or the position
+        for a soft remask)."""
+        if not rows.enabled(self.model, self.net, x.numel()):
+            return self.scores(x, move_chance)
+        masked = x == self.mask_id
+        key = torch.where(masked, self.mask_id, x)
+        if self.soft is not None:
+            soft = masked & (self.soft.abs().sum(-1) > 0)
+            unique = self.mask_id + 1 + torch.arange(x.numel(), device=x.device).view_as(x)
+            key = torch.where(soft, unique, key)
+        return rows.dsl_scores(self.model, self.net, self.localized(x), key, x, self.converter)
 
     def snr(self, x: torch.Tensor) -> torch.Tensor:
         """Per-position SNR [B, L] of the state (for traces): snr_max revealed, 0 masked,
