@@ -154,12 +154,22 @@ def demo_wall(demo: dict) -> float:
     return float(demo.get("wall_seconds") or demo.get("total_seconds") or 0.0)
 
 
+def _stage_threads(demo: dict):
+    """Torch threads per stage: recorded, else 1 for worker processes (dslm.stagepool's
+    default), else the run's own thread count."""
+    if "stage_threads" in demo:
+        return demo["stage_threads"]
+    if demo.get("workers", 1) > 1:
+        return 1
+    return (demo.get("environment") or {}).get("torch_threads", "?")
+
+
 def stage_times(demo: dict) -> str:
     """One sentence: every stage's wall / CPU seconds, the run's elapsed wall and CPU total."""
     stages, cpu = demo.get("stages", {}), demo.get("cpu_stages", {})
     env = demo.get("environment", {})
     workers = demo.get("workers", 1)
-    threads = demo.get("stage_threads", env.get("torch_threads", "?"))
+    threads = _stage_threads(demo)
     how = (f"{workers} stage processes side by side, {threads} torch thread each" if workers > 1
            else f"one process, torch threads {threads}")
     return (f"Stage times (wall s / CPU s; {env.get('cpu_count', demo.get('cpu_count'))} cores, {how}): "
@@ -206,7 +216,7 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
                      f"{c['better']} / {c['tie']} / {c['worse']} | {_pairs(verdicts)} | "
                      f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
                      f"{demo.get('workers', 1)} x "
-                     f"{demo.get('stage_threads', (demo.get('environment') or {}).get('torch_threads', '?'))} "
+                     f"{_stage_threads(demo)} "
                      "thread |")
     return lines
 
