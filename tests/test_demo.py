@@ -85,7 +85,9 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert f"dsl-remdm-loop vs remdm-loop: {main_rows[0]['verdict']} at T = 4" in reading
     assert "Second base MDLM (seed 1)" in reading and reading in printed
     for seed in ("s0", "s1", "b1"):         # one comparison sweep per continuation seed
-        assert json.loads((out / "compare" / seed / "sweep.json").read_text())["ar_baseline"] is None
+        compared = json.loads((out / "compare" / seed / "sweep.json").read_text())
+        assert compared["ar_baseline"] is None and compared["settings"]["mauve"] is False
+        assert all("mauve" not in p and p["gen_ppl"] > 0 for p in compared["points"].values())
     pooled = verdicts["pooled_mauve"]          # MAUVE of the seeds' samples pooled: 2 x 6 each
     assert {p["n"] for p in pooled["points"].values()} == {12}
     assert set(pooled["points"]) == {"held-out (second draw)", "dsl-remdm-loop T=4", "remdm-loop T=4"}

@@ -68,6 +68,34 @@ def test_gen_ppl_of_text_is_the_judges_own_perplexity_on_every_token(llama_folde
     assert per["nll"][2] == pytest.approx(one, rel=1e-5)
 
 
+def test_bf16_judge_scores_close_to_float32_and_is_a_folder_setting(llama_folder, tmp_path):
+    from dslm.errors import ConfigError
+    from dslm.evaluate.lm import judge_dtype
+
+    lm = HFCausalLM(str(llama_folder), score_first=True)
+    fp32 = generative_perplexity(lm, TEXTS, batch_size=3)
+    lm.compute_dtype = torch.bfloat16                     # the network under bf16 autocast
+    bf16 = generative_perplexity(lm, TEXTS, batch_size=3)
+    assert bf16["gen_ppl"] == pytest.approx(fp32["gen_ppl"], rel=0.02)
+    assert bf16["per_sample"]["nll"] != fp32["per_sample"]["nll"]      # it did run in bf16
+    assert judge_dtype("auto") in ("float32", "bfloat16") and judge_dtype("float32") == "float32"
+    with pytest.raises(ConfigError, match="judge_dtype"):
+        judge_dtype("fp8")
+    # a sweep folder scored with one judge dtype refuses the other; an old folder is float32
+    from dslm.evaluate import sweepcheck
+    from dslm.evaluate.sweep import SweepConfig
+
+    cfg = SweepConfig(models=[("m", "x")], samplers=["mdlm"], steps=[4], out=str(tmp_path),
+                      judge="j", featurizer="f", data_config={"source": "s"}, judge_dtype="bfloat16")
+    saved = sweepcheck.settings_identity(cfg)
+    sweepcheck.check_folder(tmp_path, {"identity": saved}, cfg)           # same: resumes
+    cfg.judge_dtype = "float32"
+    with pytest.raises(ConfigError, match="judge_dtype"):
+        sweepcheck.check_folder(tmp_path, {"identity": saved}, cfg)
+    old = {k: v for k, v in saved.items() if k != "judge_dtype"}
+    sweepcheck.check_folder(tmp_path, {"identity": old}, cfg)             # before: float32
+
+
 def test_windows_of_a_long_text_add_up_to_one_per_sample_entry(llama_folder):
     lm = HFCausalLM(str(llama_folder), score_first=True)
     assert lm.max_length == 31                           # 32 positions, one for the separator

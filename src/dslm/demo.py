@@ -77,6 +77,7 @@ class DemoConfig:
     compare_samples: int = 0
     extra_base_samples: int = 0         # per point for base seeds after the first; 0 = compare_samples
     judge_tokens: int = 0
+    judge_dtype: str = choices("float32", "bfloat16", "auto", default="float32")   # the judge's compute dtype
     eval_batch_size: int = 0
     workers: int = 0                    # stage processes at once; 0 = auto (demo_workers)
     seed: int = 0
@@ -367,7 +368,7 @@ def _labels(cfg: DemoConfig) -> tuple[str, str]:
 
 
 def _sweep_config(cfg: DemoConfig, out: Path, models, samplers, steps, extra_points, num_samples,
-                  ar_baseline: bool = True):
+                  ar_baseline: bool = True, mauve: bool = True):
     from dslm.evaluate.sweep import SweepConfig
 
     from dslm.evaluate import judges
@@ -380,7 +381,7 @@ def _sweep_config(cfg: DemoConfig, out: Path, models, samplers, steps, extra_poi
         models=models, samplers=list(samplers), steps=list(steps), extra_points=list(extra_points),
         out=str(out), num_samples=num_samples, seed=cfg.seed, judge=judge, featurizer="",
         ar_baseline=ar if ar_baseline else "", truncate_tokens=cfg.judge_tokens,
-        eval_batch_size=cfg.eval_batch_size,
+        eval_batch_size=cfg.eval_batch_size, mauve=mauve, judge_dtype=cfg.judge_dtype,
         device="" if cfg.device == "auto" else cfg.device)
 
 
@@ -417,7 +418,8 @@ def _compare_samplers(cfg: DemoConfig) -> list[str]:
 
 def _compare_seed(cfg: DemoConfig, j: int, k: int, suffix: str, progress: bool) -> None:
     """Stage ``compare<suffix>``: sample one continuation pair (DSL and its control) with
-    the compared samplers at ``compare_steps``, ``compare_samples`` each, and score them."""
+    the compared samplers at ``compare_steps``, ``compare_samples`` each, and score them
+    (gen PPL, entropy; MAUVE is scored later on the seeds' samples pooled)."""
     from dslm.evaluate.sweep import run_sweep
 
     out = Path(cfg.out)
@@ -425,7 +427,7 @@ def _compare_seed(cfg: DemoConfig, j: int, k: int, suffix: str, progress: bool) 
     models = [(ctl_label, str(out / f"mdlm-control{suffix}")), (dsl_label, str(out / f"dsl{suffix}"))]
     n = cfg.extra_base_samples if j > 0 and cfg.extra_base_samples else cfg.compare_samples
     run_sweep(_sweep_config(cfg, _compare_folder(cfg, suffix), models, _compare_samplers(cfg),
-                            cfg.compare_steps, [], n, ar_baseline=False),
+                            cfg.compare_steps, [], n, ar_baseline=False, mauve=False),
               progress=progress)
 
 
@@ -482,7 +484,7 @@ def _pooled_mauve(cfg: DemoConfig, out: Path, sweeps: list) -> dict:
 
     sets = pooled.pooled_sets(sweeps, cfg.pairs(), list(cfg.compare_steps))
     settings = sweeps[0].doc.get("settings", {})
-    featurizer = judges.load_named(settings.get("featurizer") or str(out / "ar"))
+    featurizer = judges.load_named(settings.get("featurizer") or str(out / "ar"))   # MiniLM if installed
     cut = int((settings.get("text_decoding") or {}).get("truncate_tokens") or 0)
     if cut > 0:
         featurizer = TruncatedLM(featurizer, cut)

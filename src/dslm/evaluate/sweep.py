@@ -57,6 +57,8 @@ class SweepConfig:
     clean_up_spaces: bool = False            # metric texts: HF clean-up of spaces (ReMDM)
     truncate_tokens: int = 0                 # judge/featurizer read the first N tokens; 0: all
     trust_checkpoint: bool = False           # fully unpickle Lightning .ckpt models
+    mauve: bool = True                       # False: no MAUVE per point (gen PPL, entropy only)
+    judge_dtype: str = "float32"             # the judge's compute dtype: float32, bfloat16, auto
 
     def validate(self) -> None:
         if not self.models:
@@ -68,6 +70,8 @@ class SweepConfig:
             raise ConfigError("a sweep needs at least one sampler")
         if any(t < 1 for t in self.steps) or (self.samplers and not self.steps):
             raise ConfigError(f"steps must be a non-empty list of integers >= 1, got {self.steps}")
+        if self.judge_dtype not in ("float32", "bfloat16", "auto"):
+            raise ConfigError(f"judge_dtype must be float32, bfloat16 or auto, got '{self.judge_dtype}'")
         if self.truncate_tokens < 0:
             raise ConfigError(f"truncate_tokens must be >= 0, got {self.truncate_tokens}")
         if self.num_samples < 2:
@@ -149,6 +153,13 @@ def generate(sample_fn, model, sampler: str, num_samples: int, seq_len: int, ste
             max(s[2] for s in shards))
 
 
+def resolved_judge_dtype(cfg: SweepConfig, device="cpu") -> str:
+    """``cfg.judge_dtype`` with ``auto`` resolved for ``device`` (dslm.evaluate.lm.judge_dtype)."""
+    from dslm.evaluate.lm import judge_dtype
+
+    return judge_dtype(cfg.judge_dtype, device)
+
+
 class _Sweep:
     """One run of a sweep: the results document, its evaluator and its writers."""
 
@@ -166,7 +177,9 @@ class _Sweep:
     # -- the results document -------------------------------------------------------
     def settings(self) -> dict:
         c = self.cfg
-        return {"judge": c.judge_spec, "featurizer": c.featurizer_spec, "reference": c.reference,
+        return {"judge": c.judge_spec, "featurizer": c.featurizer_spec, "mauve": c.mauve,
+                "judge_dtype": resolved_judge_dtype(c, self.device),
+                "reference": c.reference,
                 "num_samples": c.num_samples, "seed": c.seed,
                 "identity": sweepcheck.settings_identity(c),
                 "text_decoding": {"clean_up_spaces": c.clean_up_spaces,
@@ -219,17 +232,22 @@ class _Sweep:
             from dslm.evaluate.judge_cache import JudgeCache
 
             judge = judges.load_named(c.judge_spec, self.device)
-            feat = (judge if c.featurizer_spec == c.judge_spec
-                    else judges.load_named(c.featurizer_spec, self.device))
+            if resolved_judge_dtype(c, self.device) == "bfloat16":
+                judge.compute_dtype = torch.bfloat16
+            feat = None
+            if c.mauve:
+                feat = (judge if c.featurizer_spec == c.judge_spec
+                        else judges.load_named(c.featurizer_spec, self.device))
             if c.truncate_tokens > 0:
                 from dslm.evaluate.textproc import TruncatedLM
 
-                judge, feat = TruncatedLM(judge, c.truncate_tokens), TruncatedLM(feat, c.truncate_tokens)
+                judge = TruncatedLM(judge, c.truncate_tokens)
+                feat = TruncatedLM(feat, c.truncate_tokens) if feat is not None else None
             self._evaluator = Evaluator(judge, feat, self.references()[0], c.eval_batch_size,
                                         progress=self.progress, cache=JudgeCache())
             if self.ctx.is_main:
                 self.doc["judge_identity"] = judges.identity(judge)
-                self.doc["featurizer_identity"] = judges.identity(feat)
+                self.doc["featurizer_identity"] = judges.identity(feat) if feat is not None else None
         return self._evaluator
 
     def score(self, texts, tokens, tokenizer) -> dict:

@@ -22,7 +22,9 @@ from dslm.errors import ConfigError, DSLMError
 from dslm.provenance import changed_parts, fingerprint, identity
 
 #: Settings whose change invalidates the whole folder (refused, not recomputed).
-FOLDER_SETTINGS = ("judge", "featurizer", "reference", "seed")
+FOLDER_SETTINGS = ("judge", "featurizer", "reference", "seed", "judge_dtype")
+#: what a folder written before a setting was recorded used
+_BEFORE = {"judge_dtype": "float32"}
 
 
 def preflight(cfg, sampling) -> None:
@@ -66,9 +68,19 @@ def settings_identity(cfg) -> dict:
     return {"judge": identity(cfg.judge_spec), "featurizer": identity(cfg.featurizer_spec),
             "reference": identity(cfg.reference) if cfg.reference != "validation"
             else "validation:" + _corpus_identity(cfg),
-            "seed": cfg.seed,
+            "seed": cfg.seed, "judge_dtype": _judge_dtype(cfg),
             "text_decoding": [getattr(cfg, "clean_up_spaces", None),
                               getattr(cfg, "truncate_tokens", None)]}
+
+
+def _judge_dtype(cfg) -> str:
+    """The judge's compute dtype this sweep resolves to (``auto`` by device)."""
+    import torch
+
+    from dslm.evaluate.sweep import resolved_judge_dtype
+
+    device = getattr(cfg, "device", "") or ("cuda" if torch.cuda.is_available() else "cpu")
+    return resolved_judge_dtype(cfg, device)
 
 
 def _corpus_identity(cfg) -> str:
@@ -96,15 +108,15 @@ def check_folder(path: Path, old: dict, cfg) -> None:
     new = settings_identity(cfg)
     saved = old.get("identity") if isinstance(old, dict) else None
     if isinstance(saved, dict):
-        changed = [k for k in FOLDER_SETTINGS if saved.get(k) != new.get(k)]
+        changed = [k for k in FOLDER_SETTINGS if saved.get(k, _BEFORE.get(k)) != new.get(k)]
         if changed:
             raise ConfigError(f"{path} was made with another {', '.join(changed)} (compared by "
                               "content); refusing to mix results: pick another --out")
         return
     for k in FOLDER_SETTINGS:        # a folder written before identities were recorded
         now = {"judge": cfg.judge_spec, "featurizer": cfg.featurizer_spec,
-               "reference": cfg.reference, "seed": cfg.seed}[k]
-        if old.get(k) != now:
+               "reference": cfg.reference, "seed": cfg.seed, "judge_dtype": _judge_dtype(cfg)}[k]
+        if old.get(k, _BEFORE.get(k)) != now:
             raise ConfigError(f"{path} was made with {k}={old.get(k)!r}, this sweep uses "
                               f"{now!r}; pick another --out to compare")
 
