@@ -60,7 +60,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert set(timing["stages"]) == set(timing["cpu_stages"]) == {
         "mdlm", "mdlm-b1", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
         "mdlm-control-b1", "ar", "sweep", "compare", "compare-s1", "compare-b1", "analyze", "traces",
-        "data", "verdicts"}
+        "data", "verdicts", "mauve"}
     assert timing["workers"] == 2 and (out / "logs" / "compare-s1.log").is_file()   # CI: 2 cores
     report = (out / "report.html").read_text()
     assert "Sweep results" in report and "How a sequence forms" in report

@@ -16,9 +16,11 @@ Stages (each resumable: a finished stage is not redone, an interrupted one resum
                      held-out text: ``sweep/{sweep.json,sweep.md,sweep.png}``;
 6. ``compare<suffix>`` sample each continuation pair with the matched samplers of
                      ``compare`` at ``compare_steps`` (``compare_samples`` per seed):
-                     ``compare/<s0|s1|..|b1>/``; then, here, ``verdicts``: a paired
-                     bootstrap over the seeds (:mod:`dslm.evaluate.compare`),
-                     ``verdicts.{json,md}`` and ``reading.md``, the plain-language reading;
+                     ``compare/<s0|s1|..|b1>/`` (gen PPL, entropy); ``mauve``: MAUVE of
+                     the first base's seeds' samples pooled (``mauve_pooled.json``); at the
+                     end, here, ``verdicts``: a paired bootstrap over the seeds
+                     (:mod:`dslm.evaluate.compare`), ``verdicts.{json,md}`` and
+                     ``reading.md``, the plain-language reading;
 7. ``analyze``, ``traces``: calibration and self-correction of the DSL model and its
                      control, one short trace per sampler family, then ``report.html``:
                      every result above on one self-contained page (:mod:`dslm.report.html`).
@@ -231,24 +233,32 @@ def demo_workers(cfg: DemoConfig) -> int:
 
 
 def demo_stages(cfg: DemoConfig, progress: bool = False) -> list:
-    """Every stage of the demo as :class:`dslm.stagepool.Stage`, the longest chain first
-    (base MDLMs, then their continuations, the AR model, the table sweep, the
-    comparison samples of each continuation seed, the analyses and traces)."""
+    """Every stage of the demo as :class:`dslm.stagepool.Stage`, in the order the pool
+    starts them when ready: the first base MDLM and the AR model, the other bases, the
+    first base's continuations, its comparison samples and the table sweep (the long
+    stages, early), MAUVE of its pooled samples, then the other bases' continuations and
+    comparisons, the analyses and traces (short, last: they fill the tail)."""
     from dslm.stagepool import Stage
 
     out = Path(cfg.out)
-    stages = [Stage(_base_name(j), _train_base, (cfg, j, progress)) for j in range(cfg.base_seeds)]
+    bases = [Stage(_base_name(j), _train_base, (cfg, j, progress)) for j in range(cfg.base_seeds)]
+    stages = bases[:1] + [Stage("ar", _train_ar, (cfg, progress))] + bases[1:]
+    conts = {j: [] for j in range(cfg.base_seeds)}
+    compares = {j: [] for j in range(cfg.base_seeds)}
     for j, k, suffix in _continuations(cfg):
         for name in (f"dsl{suffix}", f"mdlm-control{suffix}"):
-            stages.append(Stage(name, _train_continuation, (cfg, name, j, k, progress),
-                                needs=(_base_name(j),)))
-    stages.append(Stage("ar", _train_ar, (cfg, progress)))
-    stages.append(Stage("sweep", _table_sweep, (cfg, out, progress), needs=("dsl", "mdlm-control", "ar")))
-    for j, k, suffix in _continuations(cfg):
+            conts[j].append(Stage(name, _train_continuation, (cfg, name, j, k, progress),
+                                  needs=(_base_name(j),)))
         if not suffix and _reuses_table(cfg):
             continue
-        stages.append(Stage(f"compare{suffix}", _compare_seed, (cfg, j, k, suffix, progress),
-                            needs=(f"dsl{suffix}", f"mdlm-control{suffix}", "ar")))
+        compares[j].append(Stage(f"compare{suffix}", _compare_seed, (cfg, j, k, suffix, progress),
+                                 needs=(f"dsl{suffix}", f"mdlm-control{suffix}", "ar")))
+    sweep = Stage("sweep", _table_sweep, (cfg, out, progress), needs=("dsl", "mdlm-control", "ar"))
+    stages += conts[0] + compares[0][:1] + [sweep] + compares[0][1:]
+    first = tuple(s.name for s in compares[0]) + (("sweep",) if _reuses_table(cfg) else ())
+    stages.append(Stage("mauve", _pooled_mauve_stage, (cfg,), needs=first))
+    for j in range(1, cfg.base_seeds):
+        stages += conts[j] + compares[j]
     stages.append(Stage("analyze", _analyze, (cfg,), needs=("dsl", "mdlm-control", "ar")))
     stages.append(Stage("traces", _traces, (cfg,), needs=("dsl", "mdlm-control", "ar")))
     return stages
@@ -431,17 +441,19 @@ def _compare_seed(cfg: DemoConfig, j: int, k: int, suffix: str, progress: bool) 
               progress=progress)
 
 
-def _verdicts(cfg: DemoConfig, out: Path) -> list:
-    """The paired bootstrap over every continuation seed's samples at the comparison
-    points (:mod:`dslm.evaluate.compare`): ``verdicts.{json,md}`` and ``reading.md``."""
+def _seed_sweeps(cfg: DemoConfig, out: Path, base: int | None = None) -> tuple[dict[int, list], str]:
+    """Per base seed j, the :class:`dslm.evaluate.compare.SeedSweep` of each continuation
+    seed (its comparison sweep, or for seed 0 the table sweep when it covers the points);
+    and the judge they name. ``base``: only that base seed's."""
     from dslm.demo_compare import table_reuse
     from dslm.evaluate import compare
-    from dslm.io import atomic_write_text
 
     reuse = table_reuse(cfg, out) if _reuses_table(cfg) else None
     seed_sweeps: dict[int, list] = {}
     judge = "?"
     for j, k, suffix in _continuations(cfg):
+        if base is not None and j != base:
+            continue
         if not suffix and reuse is not None:
             dsl_label, ctl_label, doc, folder = reuse
         else:
@@ -451,13 +463,37 @@ def _verdicts(cfg: DemoConfig, out: Path) -> list:
         judge = doc.get("settings", {}).get("judge", judge)
         seed_sweeps.setdefault(j, []).append(
             compare.SeedSweep(cfg.seed + j + k, doc, dsl_label, ctl_label, folder))
+    return seed_sweeps, judge
+
+
+def _pooled_mauve_stage(cfg: DemoConfig) -> None:
+    """Stage ``mauve``: MAUVE of the first base seed's pooled comparison samples
+    (``mauve_pooled.json``, read by the verdicts)."""
+    out = Path(cfg.out)
+    path = out / "mauve_pooled.json"
+    sweeps = _seed_sweeps(cfg, out, base=0)[0][0]
+    inputs = [Path(sw.folder) / "sweep.json" for sw in sweeps]
+    if path.is_file() and all(f.stat().st_mtime <= path.stat().st_mtime for f in inputs):
+        return                                   # resumed: its samples have not changed
+    atomic_write_json(path, _pooled_mauve(cfg, out, sweeps))
+
+
+def _verdicts(cfg: DemoConfig, out: Path) -> list:
+    """The paired bootstrap over every continuation seed's samples at the comparison
+    points (:mod:`dslm.evaluate.compare`): ``verdicts.{json,md}`` and ``reading.md``,
+    with the pooled MAUVE of stage ``mauve``."""
+    from dslm.evaluate import compare
+    from dslm.io import atomic_write_text
+
+    seed_sweeps, judge = _seed_sweeps(cfg, out)
+    reuse = _reuses_table(cfg)
     tables = {j: compare.compare(sweeps, cfg.pairs(), list(cfg.compare_steps), seed=cfg.seed)
               for j, sweeps in sorted(seed_sweeps.items())}
-    pooled = _pooled_mauve(cfg, out, seed_sweeps[0])
+    pooled = json.loads((out / "mauve_pooled.json").read_text(encoding="utf-8"))
     atomic_write_json(out / "verdicts.json", {
         "judge": judge, "compare_samples_per_seed": cfg.compare_samples,
         "extra_base_samples": cfg.extra_base_samples or cfg.compare_samples,
-        "seed0_samples": cfg.num_samples if reuse is not None else cfg.compare_samples,
+        "seed0_samples": cfg.num_samples if reuse else cfg.compare_samples,
         "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()},
         "pooled_mauve": pooled})
     from dslm.evaluate.pooled import markdown as pooled_markdown
