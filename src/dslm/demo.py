@@ -234,10 +234,12 @@ def demo_workers(cfg: DemoConfig) -> int:
 
 def demo_stages(cfg: DemoConfig, progress: bool = False) -> list:
     """Every stage of the demo as :class:`dslm.stagepool.Stage`, in the order the pool
-    starts them when ready: the first base MDLM and the AR model, the other bases, the
-    first base's continuations, its comparison samples and the table sweep (the long
-    stages, early), MAUVE of its pooled samples, then the other bases' continuations and
-    comparisons, the analyses and traces (short, last: they fill the tail)."""
+    starts them when ready: the first base MDLM and the AR model, the other bases, every
+    continuation (short), then the long sampling stages (the first base's comparison
+    samples and the table sweep, the other bases' comparisons), MAUVE of the pooled
+    samples, the analyses and traces (short, last: they fill the tail). With two workers
+    this keeps both busy to the end (the default demo's stages, in CPU-seconds, are in
+    the README's Budget)."""
     from dslm.stagepool import Stage
 
     out = Path(cfg.out)
@@ -254,11 +256,13 @@ def demo_stages(cfg: DemoConfig, progress: bool = False) -> list:
         compares[j].append(Stage(f"compare{suffix}", _compare_seed, (cfg, j, k, suffix, progress),
                                  needs=(f"dsl{suffix}", f"mdlm-control{suffix}", "ar")))
     sweep = Stage("sweep", _table_sweep, (cfg, out, progress), needs=("dsl", "mdlm-control", "ar"))
-    stages += conts[0] + compares[0][:1] + [sweep] + compares[0][1:]
+    for j in range(cfg.base_seeds):                  # short training stages first
+        stages += conts[j]
+    stages += compares[0][:1] + [sweep] + compares[0][1:]
+    for j in range(1, cfg.base_seeds):
+        stages += compares[j]
     first = tuple(s.name for s in compares[0]) + (("sweep",) if _reuses_table(cfg) else ())
     stages.append(Stage("mauve", _pooled_mauve_stage, (cfg,), needs=first))
-    for j in range(1, cfg.base_seeds):
-        stages += conts[j] + compares[j]
     stages.append(Stage("analyze", _analyze, (cfg,), needs=("dsl", "mdlm-control", "ar")))
     stages.append(Stage("traces", _traces, (cfg,), needs=("dsl", "mdlm-control", "ar")))
     return stages
