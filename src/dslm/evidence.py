@@ -129,7 +129,8 @@ def corpus_section(name: str, folder: Path) -> list[str]:
     s = sweep.get("settings", {})
     trunc = (s.get("text_decoding") or {}).get("truncate_tokens")
     out += ["", f"Table sweep (seed-0 models, {s.get('num_samples')} samples per point): judge "
-            f"`{s.get('judge')}`{' (FALLBACK)' if s.get('judge_fallback') else ''}, MAUVE features "
+            f"`{s.get('judge')}`{' (FALLBACK)' if s.get('judge_fallback') else ''} "
+            f"(judge dtype {s.get('judge_dtype', 'float32')}), MAUVE features "
             f"`{s.get('featurizer')}`" + (f", each text's first {trunc} judge tokens" if trunc else "")
             + "; 95% bootstrap intervals over samples (MAUVE: conditional on its quantisation).", ""]
     out += sampler_table(sweep)
@@ -186,14 +187,17 @@ def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
             "Protocol. Every corpus runs `dslm demo` with the repository's defaults, only "
             "`--corpus` changed (seed 0): two base MDLMs (seeds 0 and 1), DSL fine-tune vs an "
             "equal-update MDLM control from each (three continuation seeds from base 0, one from "
-            "base 1), a table sweep of the seed-0 pair at T = 8/16/32, and paired comparisons of "
-            "dsl-mdlm vs mdlm and dsl-remdm-loop vs remdm-loop at the same T. Gen PPL is "
-            "SmolLM2-135M's perplexity of each text's first 64 SmolLM2 tokens (lower is better); "
-            "MAUVE compares all-MiniLM-L6-v2 features of the samples with held-out text (higher "
-            "is better). Intervals are 95% percentile bootstraps over samples; a verdict is "
-            "`better` / `worse` when the paired interval of the gen-PPL ratio DSL / control lies "
-            "below / above 1, else `tie`. Wall seconds depend on what else ran on the machine; "
-            "CPU-seconds (user + system, all threads) measure the work.", "",
+            "base 1), a table sweep of the seed-0 pair at T = 8/16/32 (32 samples per point), and "
+            "paired comparisons of dsl-mdlm vs mdlm and dsl-remdm-loop vs remdm-loop at the same "
+            "T: 86 samples per continuation seed, so 258 pooled pairs per point from base 0 (the "
+            "second base: as many as each section's table says). Gen PPL is SmolLM2-135M's "
+            "perplexity of each text's first 64 SmolLM2 tokens (lower is better); MAUVE compares "
+            "all-MiniLM-L6-v2 features of the samples with held-out text (higher is better), at "
+            "the comparison points on the 258 pooled samples. Intervals are 95% percentile "
+            "bootstraps over samples; a verdict is `better` / `worse` when the paired interval of "
+            "the gen-PPL ratio DSL / control lies below / above 1, else `tie`. The judge's "
+            "precision is each section's `judge dtype`. Wall seconds depend on what else ran on "
+            "the machine; CPU-seconds (user + system) measure the work.", "",
             *summary_table(corpora)]
     body = []
     for name, folder in corpora:
@@ -203,7 +207,7 @@ def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
 
 def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
     """One line per corpus: NELBO end vs H_1, verdict counts, the run's wall and CPU seconds."""
-    lines = ["| corpus | MDLM NELBO end (base seed 0) | unigram entropy | DSL better / tie / worse "
+    lines = ["| corpus | MDLM NELBO end (base seed 0 / 1) | unigram entropy | DSL better / tie / worse "
              "(of 12: 2 pairs x 3 T x 2 base seeds) | pairs per point (base seed 0) | demo wall s | "
              "demo CPU-s | stage processes |",
              "|---|---|---|---|---|---|---|---|"]
@@ -211,8 +215,9 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
         demo, verdicts = _load(folder, "demo.json"), _load(folder, "verdicts.json")
         recipe = demo.get("recipe", {})
         curve = (recipe.get("nelbo") or {}).get("mdlm") or [[0, float("nan")]]
+        curve1 = (recipe.get("nelbo") or {}).get("mdlm-b1") or [[0, float("nan")]]
         c = _verdict_counts(verdicts)
-        lines.append(f"| {name} | {curve[-1][1]:.2f} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
+        lines.append(f"| {name} | {curve[-1][1]:.2f} / {curve1[-1][1]:.2f} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
                      f"{c['better']} / {c['tie']} / {c['worse']} | {_pairs(verdicts)} | "
                      f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
                      f"{demo.get('workers', 1)} x "

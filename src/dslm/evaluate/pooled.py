@@ -92,7 +92,7 @@ def markdown(result: dict) -> str:
     for name, p in result["points"].items():
         ci = p["mauve_ci"]
         lines.append(f"| {name} | {p['n']} | {p['mauve']:.3f} ({ci['low']:.3f}-{ci['high']:.3f}) |")
-    sizes = list(next(iter(result["by_count"].values())))
+    sizes = sorted(next(iter(result["by_count"].values())), key=int)   # JSON keys are strings
     lines += ["", "MAUVE by sample count (the first n of each set vs the first n held-out texts):", "",
               "| samples | " + " | ".join(f"n={n}" for n in sizes) + " |",
               "|---|" + "---|" * len(sizes)]
