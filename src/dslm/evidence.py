@@ -215,9 +215,10 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
         demo, verdicts = _load(folder, "demo.json"), _load(folder, "verdicts.json")
         recipe = demo.get("recipe", {})
         curve = (recipe.get("nelbo") or {}).get("mdlm") or [[0, float("nan")]]
-        curve1 = (recipe.get("nelbo") or {}).get("mdlm-b1") or [[0, float("nan")]]
+        curve1 = (recipe.get("nelbo") or {}).get("mdlm-b1")
+        ends = f"{curve[-1][1]:.2f}" + (f" / {curve1[-1][1]:.2f}" if curve1 else "")
         c = _verdict_counts(verdicts)
-        lines.append(f"| {name} | {curve[-1][1]:.2f} / {curve1[-1][1]:.2f} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
+        lines.append(f"| {name} | {ends} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
                      f"{c['better']} / {c['tie']} / {c['worse']} | {_pairs(verdicts)} | "
                      f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
                      f"{demo.get('workers', 1)} x "
