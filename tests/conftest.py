@@ -20,6 +20,23 @@ def tiny_model_config(kind="dsl", vocab_size=12, **kw):
     return preset("micro", kind=kind, vocab_size=vocab_size, **kw)
 
 
+def char_checkpoints(root, kinds, alphabet="abcdefghij"):
+    """(tokenizer, {kind: checkpoint path}): tiny random models of ``kinds`` saved under
+    ``root/<kind>`` with a character tokenizer over ``alphabet`` (+ EOS, unknown)."""
+    from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
+    from dslm.models import build_model
+    from dslm.models.checkpoint import save
+
+    tok = CharTokenizer(alphabet)
+    torch.manual_seed(0)
+    paths = {}
+    for kind in kinds:
+        model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
+        paths[kind] = save(model, root / kind, metadata={"tokenizer": tok.spec()},
+                           write_extra=tokenizer_writer(tok))
+    return tok, paths
+
+
 def random_model(kind, vocab_size, **overrides):
     """A micro model whose output depends on its input (the zero-initialised adaLN and
     output layers of a fresh DiT would give constant logits): seed 0, backbone weights

@@ -6,13 +6,9 @@ import json
 import types
 
 import pytest
-import torch
 
-from conftest import tiny_model_config
+from conftest import char_checkpoints
 from dslm.cli import main
-from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
-from dslm.models import build_model
-from dslm.models import checkpoint as ck
 from dslm.models.export import export
 from test_hub import gpt2_files, lightning_ckpt, mdlm_state_dict, write_hf_folder
 
@@ -23,13 +19,7 @@ SOURCES = ["dslm", "exported", "mdlm-hf", "lightning"]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("sources")
-    tok = CharTokenizer(ALPHABET)
-    torch.manual_seed(0)
-    paths = {}
-    for kind in ("ar", "mdlm"):
-        model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
-        paths[kind] = ck.save(model, root / kind, metadata={"tokenizer": tok.spec()},
-                              write_extra=tokenizer_writer(tok))
+    tok, paths = char_checkpoints(root, ("ar", "mdlm"), ALPHABET)
     paths["dslm"] = paths.pop("mdlm")
     paths["exported"] = export(paths["dslm"], root / "exported")
     hf = write_hf_folder(root / "mdlm-hf", mdlm_state_dict(1))

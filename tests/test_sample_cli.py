@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from conftest import tiny_model_config
+from conftest import char_checkpoints, tiny_model_config
 from dslm.cli import main
-from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
 from dslm.models import build_model
 from dslm.models.checkpoint import save
 
@@ -19,13 +17,7 @@ ALPHABET = "abcdefghij"          # + EOS and unknown: |V| = 12
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
-    tok = CharTokenizer(ALPHABET)
-    torch.manual_seed(0)
-    paths = {}
-    for kind in ("dsl", "mdlm"):
-        model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
-        paths[kind] = save(model, root / kind, metadata={"tokenizer": tok.spec()},
-                           write_extra=tokenizer_writer(tok))
+    tok, paths = char_checkpoints(root, ("dsl", "mdlm"), ALPHABET)
     bare = build_model(tiny_model_config("mdlm", vocab_size=tok.vocab_size))
     paths["bare"] = save(bare, root / "bare")
     return paths
