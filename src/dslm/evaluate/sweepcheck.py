@@ -75,12 +75,10 @@ def settings_identity(cfg) -> dict:
 
 def _judge_dtype(cfg) -> str:
     """The judge's compute dtype this sweep resolves to (``auto`` by device)."""
-    import torch
-
     from dslm.evaluate.sweep import resolved_judge_dtype
+    from dslm.processes import resolve_device
 
-    device = getattr(cfg, "device", "") or ("cuda" if torch.cuda.is_available() else "cpu")
-    return resolved_judge_dtype(cfg, device)
+    return resolved_judge_dtype(cfg, resolve_device(getattr(cfg, "device", ""), what="--device"))
 
 
 def _corpus_identity(cfg) -> str:
