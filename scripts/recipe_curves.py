@@ -20,16 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-
-def unigram_entropy(blocks: np.ndarray, vocab_size: int) -> float:
-    """``H_1`` in nats of the token distribution of ``blocks`` [N, L] (EOS included)."""
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for start in range(0, len(blocks), 4096):
-        counts += np.bincount(np.asarray(blocks[start:start + 4096]).ravel(), minlength=vocab_size)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
 
 
 def _init_model(cfg, data, how: str):
@@ -65,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from dslm.data.prepare import prepare_data
     from dslm.train import train
     from dslm.train.config import load_run_config
+    from dslm.train.unigram import token_counts, unigram_entropy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="embedded")
@@ -82,15 +73,17 @@ def main(argv: list[str] | None = None) -> int:
                  "train.checkpoint_every=0", *args.overrides]
     cfg = load_run_config(args.config, overrides, out_dir=args.out)
     data = prepare_data(cfg.data, progress=False)
-    h1 = unigram_entropy(data.train, data.tokenizer.vocab_size)
+    h1 = unigram_entropy(token_counts(data.train, data.tokenizer.vocab_size))
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
     train(cfg, progress=False, init_model=_init_model(cfg, data, args.init) if args.init else None)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     records = [json.loads(line) for line in (Path(args.out) / "metrics.jsonl").read_text().splitlines()]
     curve = [(r["step"], round(r["val_loss"], 3)) for r in records if "val_loss" in r]
+    plateau = [(r["step"], round(r["val_unigram"], 3)) for r in records if "val_unigram" in r]
     print(json.dumps({"tag": args.tag, "corpus": args.corpus, "overrides": args.overrides,
                       "unigram_entropy": round(h1, 3), "curve": curve,
+                      "unigram_model_curve": plateau,
                       "train_tokens": int(data.train.size),
                       "cpu_s": round(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime, 1),
                       "wall_s": round(time.perf_counter() - wall0, 1)}), flush=True)

@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from dslm.data.prepare import prepare_data
 from dslm.config import update
 from dslm.demo import load_demo_config
 from dslm.train import train
 from dslm.train.config import load_run_config
+from dslm.train.unigram import token_counts, unigram_entropy
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHRINK = ["data.source=synthetic", "data.max_documents=2000", "data.tokenizer=char",
@@ -31,19 +30,19 @@ SHRINK = ["data.source=synthetic", "data.max_documents=2000", "data.tokenizer=ch
 MARGIN = 0.3
 
 
-def _unigram_entropy(blocks: np.ndarray) -> float:
-    counts = np.bincount(np.asarray(blocks).ravel())
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
-
-
 def test_demo_mdlm_recipe_leaves_the_unigram_plateau(tmp_path):
     stage = {k: v for k, v in load_demo_config().runs["mdlm"].items() if k != "file"}
     cfg = update(load_run_config(str(CONFIGS / "tiny-mdlm.yaml"), out_dir=str(tmp_path / "run")), stage)
     cfg = load_run_config(None, [*SHRINK, f"data.cache_dir={tmp_path / 'cache'}"], base=cfg)
-    h1 = _unigram_entropy(prepare_data(cfg.data, progress=False).train)
+    data = prepare_data(cfg.data, progress=False)
+    h1 = unigram_entropy(token_counts(data.train, data.tokenizer.vocab_size))
     train(cfg, progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    nelbo = [r["val_loss"] for r in records if "val_loss" in r]
+    evals = [r for r in records if "val_loss" in r]
+    nelbo = [r["val_loss"] for r in evals]
     assert nelbo[0] > h1                              # starts above the plateau (uniform guess)
     assert nelbo[-1] < h1 - MARGIN, f"validation NELBO {nelbo[-1]:.3f} vs unigram entropy {h1:.3f}"
+    # and below the unigram model scored on the same validation draws (the paired gap)
+    plateau = evals[-1]["val_unigram"]
+    assert abs(plateau - h1) < 0.15, (plateau, h1)
+    assert nelbo[-1] < plateau - MARGIN, f"validation NELBO {nelbo[-1]:.3f} vs unigram model {plateau:.3f}"

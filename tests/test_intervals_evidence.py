@@ -100,17 +100,34 @@ def test_evidence_markdown_is_generated_from_the_run_files(tmp_path):
     a = _run_folder(tmp_path / "a", 6.17, "tie")
     b = _run_folder(tmp_path / "b", 5.49, "worse")
     md = evidence_markdown([("embedded", a), ("kjv", b)])
-    assert "| embedded | 6.17 | 6.40 | 0 / 1 / 0 |" in md
-    assert "| kjv | 5.49 | 6.40 | 0 / 0 / 1 |" in md
+    assert "| embedded | 6.17 | - | 6.40 | 0 / 1 / 0 |" in md
+    assert "| kjv | 5.49 | - | 6.40 | 0 / 0 / 1 |" in md
     assert "1234 (1100-1400)" in md and "0.250 (0.100-0.400)" in md
     assert "**worse**" in md and "first 64 judge tokens" in md
 
 
+def test_evidence_reports_the_paired_gap_to_the_unigram_model(tmp_path):
+    """Runs that recorded val_unigram are judged by NELBO - val_unigram, not by NELBO - H_1."""
+    from dslm.evidence import evidence_markdown
+
+    a = _run_folder(tmp_path / "a", 6.17, "tie")
+    demo = json.loads((a / "demo.json").read_text())
+    demo["recipe"]["nelbo"] = {"mdlm": [[0, 8.1, 8.3], [400, 6.17, 6.27]],
+                               "mdlm-b1": [[0, 8.1, 8.3], [400, 6.40, 6.35]]}
+    (a / "demo.json").write_text(json.dumps(demo))
+    md = evidence_markdown([("embedded", a)])
+    assert "| embedded | 6.17 / 6.40 | -0.10 / +0.05 | 6.40 |" in md
+    assert "0.10 nats below the plateau" in md and "0.05 nats ABOVE the plateau" in md
+
+
 def test_unigram_entropy_of_blocks():
-    from dslm.evidence import unigram_entropy_of_blocks
+    from dslm.train.unigram import token_counts, unigram_entropy
 
     blocks = np.array([[0, 1, 2, 3], [0, 1, 2, 3]])
-    assert unigram_entropy_of_blocks(blocks, 8) == pytest.approx(np.log(4))
+    assert unigram_entropy(token_counts(blocks, 8)) == pytest.approx(np.log(4))
+    # past max_tokens, evenly spaced blocks are counted: here blocks 0 and 2 of 3
+    blocks = np.array([[0, 0], [1, 1], [2, 2]])
+    assert token_counts(blocks, 4, max_tokens=4).tolist() == [2, 0, 2, 0]
 
 
 def test_vectorised_mauve_of_histograms_matches_mauve_text():
@@ -146,7 +163,7 @@ def test_readme_block_is_regenerated_in_place(tmp_path):
         script.readme(run, readme)
     text = readme.read_text()
     assert "old text" not in text and text.count("#### What the demo shows") == 1
-    assert "#### Base MDLM seed 0" in text and "validation NELBO 6.17" in text
+    assert "#### Base MDLM seed 0" in text and "-> 6.17 at step 400" in text
     assert text.endswith(f"{script.END}\n\n### Budget\n")
 
 

@@ -115,6 +115,37 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path, data):
     assert _curve(a.out_dir) == _curve(b.out_dir) != _curve(c.out_dir)
 
 
+def test_validation_draws_do_not_depend_on_the_training_seed(tmp_path, data):
+    """Every run is scored on the same validation draws: the unigram model's NELBO on them
+    (val_unigram, model-free) is equal across seeds and steps, and it estimates H_1."""
+    from dslm.diffusion.losses import mdlm_loss
+    from dslm.train.batches import val_batches, val_seed
+    from dslm.train.unigram import UnigramDenoiser, token_counts, unigram_entropy
+
+    runs = [train(run_config(tmp_path, "mdlm", f"s{seed}", steps=4, eval_every=2, seed=seed),
+                  data=data, progress=False) for seed in (3, 4)]
+    plateau = [[r["val_unigram"] for r in read_metrics(run.out_dir) if "val_loss" in r] for run in runs]
+    assert len(plateau[0]) == 3 and len(set(plateau[0] + plateau[1])) == 1
+    counts = token_counts(data.train, data.tokenizer.vocab_size)
+    unigram = UnigramDenoiser(counts, data.tokenizer.vocab_size).eval()
+    g, values = torch.Generator(), []
+    for i, idx in enumerate(val_batches(data.val, 8, 2)):
+        g.manual_seed(val_seed(i))
+        values.append(mdlm_loss(unigram, torch.from_numpy(data.val[idx].astype(np.int64)), g).loss.item())
+    assert plateau[0][0] == pytest.approx(np.mean(values), rel=1e-5)
+    # the estimate's expectation is the cross-entropy of the validation tokens under p
+    many = []
+    for seed in range(200):
+        g.manual_seed(seed)
+        many.append(mdlm_loss(unigram, torch.from_numpy(data.val.astype(np.int64)), g).loss.item())
+    val_ce = float(-unigram.log_p[torch.from_numpy(data.val.astype(np.int64))].mean())
+    assert np.mean(many) == pytest.approx(val_ce, rel=0.03)
+    assert abs(val_ce - unigram_entropy(counts)) < 0.1
+    # DSL and AR runs report no val_unigram
+    ar = train(run_config(tmp_path, "ar", "ar", steps=2, eval_every=2), data=data, progress=False)
+    assert all("val_unigram" not in r for r in read_metrics(ar.out_dir))
+
+
 def test_init_model_continues_a_checkpoint(tmp_path, data):
     first = train(run_config(tmp_path, "ar", "first", steps=6), data=data, progress=False)
     start = checkpoint.open_checkpoint(first.out_dir, expect_kind="ar")

@@ -1,9 +1,11 @@
 """Evidence from demo runs: the recipe's facts per run, and docs/EVIDENCE.md from run folders.
 
 * :func:`recipe_facts` (written into ``demo.json`` by ``dslm demo``): each base MDLM's
-  validation NELBO curve (nats per token, from ``metrics.jsonl``) and the corpus's
-  unigram entropy ``H_1 = -sum_v p(v) log p(v)`` of the training blocks under the same
-  tokenizer. A model on the unigram plateau has NELBO ~ H_1.
+  validation NELBO curve (nats per token, from ``metrics.jsonl``), with the unigram
+  model's NELBO on the same validation draws where recorded (``val_unigram``,
+  dslm.train.unigram), and the corpus's unigram entropy ``H_1 = -sum_v p(v) log p(v)``
+  of the training blocks under the same tokenizer. A model on the unigram plateau has
+  NELBO ~ H_1; the paired gap NELBO - val_unigram says how far below it a model is.
 * :func:`evidence_markdown` renders one section per corpus from a folder holding that
   run's ``demo.json``, ``sweep.json`` and ``verdicts.json``: NELBO end vs H_1, gen PPL
   and MAUVE with 95% intervals for every sampler at every T, the verdict per pair and
@@ -20,32 +22,27 @@ import numpy as np
 from dslm.errors import DSLMError
 
 
-def unigram_entropy_of_blocks(blocks, vocab_size: int) -> float:
-    """``H_1`` in nats of the token distribution of ``blocks`` [N, L] (EOS included)."""
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for start in range(0, len(blocks), 4096):
-        counts += np.bincount(np.asarray(blocks[start:start + 4096]).ravel(), minlength=vocab_size)
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
-
-
 def nelbo_curve(run_dir: str | Path) -> list[list[float]]:
-    """[[step, validation NELBO], ...] of a training run's ``metrics.jsonl``."""
+    """[[step, validation NELBO(, unigram NELBO on the same draws)], ...] of a training
+    run's ``metrics.jsonl`` (the third item where the run recorded ``val_unigram``)."""
     from dslm.io import jsonl_lines_tolerant
 
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
     rows = [row for _, row in jsonl_lines_tolerant(path.read_text(encoding="utf-8"), path)]
-    return [[int(r["step"]), round(float(r["val_loss"]), 4)] for r in rows if "val_loss" in r]
+    return [[int(r["step"]), round(float(r["val_loss"]), 4)]
+            + ([round(float(r["val_unigram"]), 4)] if "val_unigram" in r else [])
+            for r in rows if "val_loss" in r]
 
 
 def recipe_facts(data_cfg, base_runs: dict[str, Path]) -> dict:
     """``{"unigram_entropy": H_1, "nelbo": {run: curve}}`` for ``demo.json``."""
     from dslm.data.prepare import prepare_data
+    from dslm.train.unigram import token_counts, unigram_entropy
 
     data = prepare_data(data_cfg, progress=False)
-    return {"unigram_entropy": round(unigram_entropy_of_blocks(data.train, data.tokenizer.vocab_size), 4),
+    return {"unigram_entropy": round(unigram_entropy(token_counts(data.train, data.tokenizer.vocab_size)), 4),
             "nelbo": {name: nelbo_curve(path) for name, path in base_runs.items()}}
 
 
@@ -122,10 +119,7 @@ def corpus_section(name: str, folder: Path) -> list[str]:
     out = [f"## {name}", ""]
     for run, curve in recipe.get("nelbo", {}).items():
         if curve and h1 is not None:
-            end = curve[-1]
-            out.append(f"- `{run}`: validation NELBO {curve[0][1]:.2f} at step {curve[0][0]} -> "
-                       f"{end[1]:.2f} at step {end[0]}; unigram entropy H_1 = {h1:.2f} "
-                       f"({abs(h1 - end[1]):.2f} nats {'below' if end[1] < h1 else 'ABOVE'} it)")
+            out.append(f"- `{run}`: " + plateau_sentence(curve, h1))
     s = sweep.get("settings", {})
     trunc = (s.get("text_decoding") or {}).get("truncate_tokens")
     out += ["", f"Table sweep (seed-0 models, {s.get('num_samples')} samples per point): judge "
@@ -148,6 +142,24 @@ def corpus_section(name: str, folder: Path) -> list[str]:
     if (folder / "reading.md").is_file():
         out += [(folder / "reading.md").read_text(encoding="utf-8").replace("### ", "#### "), ""]
     return out
+
+
+def plateau_gap(curve: list) -> float | None:
+    """NELBO minus the unigram model's NELBO on the same validation draws, at the curve's end."""
+    end = curve[-1] if curve else []
+    return end[1] - end[2] if len(end) > 2 else None
+
+
+def plateau_sentence(curve: list, h1: float) -> str:
+    """Where a base MDLM's validation NELBO curve ends against the unigram plateau."""
+    end = curve[-1]
+    text = (f"validation NELBO {curve[0][1]:.2f} at step {curve[0][0]} -> {end[1]:.2f} at step "
+            f"{end[0]}; unigram entropy H_1 = {h1:.2f}")
+    gap = plateau_gap(curve)
+    if gap is None:
+        return text + f" ({abs(h1 - end[1]):.2f} nats {'below' if end[1] < h1 else 'ABOVE'} it)"
+    return text + (f"; the unigram model scores {end[2]:.2f} on the same validation draws, so the "
+                   f"model is {abs(gap):.2f} nats {'below' if gap < 0 else 'ABOVE'} the plateau")
 
 
 def demo_wall(demo: dict) -> float:
@@ -207,18 +219,21 @@ def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
 
 def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
     """One line per corpus: NELBO end vs H_1, verdict counts, the run's wall and CPU seconds."""
-    lines = ["| corpus | MDLM NELBO end (base seed 0 / 1) | unigram entropy | DSL better / tie / worse "
+    lines = ["| corpus | MDLM NELBO end (base seed 0 / 1) | minus the unigram model on the same draws "
+             "| unigram entropy | DSL better / tie / worse "
              "(of 12: 2 pairs x 3 T x 2 base seeds) | pairs per point (base seed 0) | demo wall s | "
              "demo CPU-s | stage processes |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, folder in corpora:
         demo, verdicts = _load(folder, "demo.json"), _load(folder, "verdicts.json")
         recipe = demo.get("recipe", {})
         curve = (recipe.get("nelbo") or {}).get("mdlm") or [[0, float("nan")]]
         curve1 = (recipe.get("nelbo") or {}).get("mdlm-b1")
         ends = f"{curve[-1][1]:.2f}" + (f" / {curve1[-1][1]:.2f}" if curve1 else "")
+        gaps = " / ".join("-" if g is None else f"{g:+.2f}"
+                          for g in [plateau_gap(curve)] + ([plateau_gap(curve1)] if curve1 else []))
         c = _verdict_counts(verdicts)
-        lines.append(f"| {name} | {ends} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
+        lines.append(f"| {name} | {ends} | {gaps} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
                      f"{c['better']} / {c['tie']} / {c['worse']} | {_pairs(verdicts)} | "
                      f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
                      f"{demo.get('workers', 1)} x "
@@ -263,7 +278,5 @@ def table_reading(sweep: dict, demo: dict | None = None) -> str:
     recipe = (demo or {}).get("recipe") or {}
     curve = (recipe.get("nelbo") or {}).get("mdlm")
     if curve and recipe.get("unigram_entropy") is not None:
-        h1 = recipe["unigram_entropy"]
-        text.append(f"The base MDLM (seed 0) ended at validation NELBO {curve[-1][1]:.2f} after "
-                    f"{curve[-1][0]} steps, against the corpus's unigram entropy {h1:.2f}.")
+        text.append("The base MDLM (seed 0): " + plateau_sentence(curve, recipe["unigram_entropy"]) + ".")
     return " ".join(text) + "\n"

@@ -11,6 +11,8 @@ The random numbers of micro-batch (t, j) (SNR draws, channel noise, masking, dro
 come from a generator seeded by (seed, t, j). So the data position and every random
 draw are functions of the step alone: a resumed run repeats an uninterrupted one
 exactly, and N processes reproduce one process with the same global batch.
+Validation noise is seeded by the validation batch alone (``val_seed``), so runs with
+different seeds are scored on the same draws.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def train_seed(seed: int, step: int, micro: int) -> int:
     return derive_seed(seed, _TRAIN, step, micro)
 
 
-def val_seed(seed: int, batch: int) -> int:
-    return derive_seed(seed, _VAL, batch)
+def val_seed(batch: int) -> int:
+    """The noise seed of validation batch ``batch``: the same in every run (any train.seed)."""
+    return derive_seed(0, _VAL, batch)
 
 
 class BlockStream:

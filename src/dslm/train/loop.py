@@ -147,6 +147,7 @@ class _Training:
         self.stream = BlockStream(self.data.train, tcfg.batch_size, micro, tcfg.seed)
         self.micro_ids = [dist.rank * tcfg.grad_accum + m for m in range(tcfg.grad_accum)]
         self.val_sets = val_batches(self.data.val, tcfg.batch_size, tcfg.eval_batches)
+        self.unigram = self._unigram() if len(self.val_sets) and tcfg.eval_every else None
         self.generator = torch.Generator(device=self.device)
         bf16 = tcfg.precision == "bf16" or (tcfg.precision == "auto" and self.device.type == "cuda")
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -173,6 +174,15 @@ class _Training:
             torch.manual_seed(cfg.train.seed)
             model = build_model(cfg.model.resolved(vocab))
         return model.to(self.device).train()
+
+    def _unigram(self):
+        """MDLM runs: the plateau's denoiser, scored on the validation draws (``val_unigram``)."""
+        if self.model.config.kind != "mdlm":
+            return None
+        from dslm.train.unigram import UnigramDenoiser, token_counts
+
+        counts = token_counts(self.data.train, int(self.tokenizer.vocab_size))
+        return UnigramDenoiser(counts, self.model.mask_id).to(self.device).eval()
 
     def _restore(self, resume: bool) -> None:
         tcfg = self.cfg.train
@@ -340,24 +350,37 @@ class _Training:
 
     @torch.no_grad()
     def _validate(self) -> dict[str, float]:
-        """Mean loss and NLL over the fixed validation batches, on the EMA weights."""
-        tcfg = self.cfg.train
+        """Mean loss and NLL over the fixed validation batches, on the EMA weights.
+
+        The noise of validation batch i (t, masks, SNRs) is seeded by i alone, not by
+        ``train.seed``: every run of a corpus is scored on the same draws, so curves of
+        different seeds compare. MDLM runs also report ``val_unigram``, the NELBO of the
+        frequencies-only denoiser on those draws (dslm.train.unigram).
+        """
         model = self.ema.module if self.ema is not None else self.model.eval()
-        sums = torch.zeros(3, device=self.device)
+        sums = torch.zeros(4, device=self.device)
         for i, idx in enumerate(self.val_sets):
             if i % self.dist.world_size != self.dist.rank:
                 continue
             x0 = torch.from_numpy(np.asarray(self.data.val[idx], dtype=np.int64)).to(self.device)
-            self.generator.manual_seed(val_seed(tcfg.seed, i))
+            self.generator.manual_seed(val_seed(i))
             with self.autocast:
                 out = self.objective(model, x0, self.generator)
-            sums += torch.stack([out.loss.float(), out.nll.float(), torch.ones((), device=self.device)])
+            plateau = torch.zeros((), device=self.device)
+            if self.unigram is not None:
+                self.generator.manual_seed(val_seed(i))
+                plateau = self.objective(self.unigram, x0, self.generator).loss.detach()
+            sums += torch.stack([out.loss.float(), out.nll.float(), plateau.float(),
+                                 torch.ones((), device=self.device)])
         self.model.train()
-        loss, nll, count = distributed.all_reduce(sums, self.dist).tolist()
+        loss, nll, plateau, count = distributed.all_reduce(sums, self.dist).tolist()
         if not (math.isfinite(loss) and math.isfinite(nll)):
             raise TrainingError(f"the validation loss became NaN/inf at step {self.step}; "
                                 "training stopped (try a lower train.lr or train.grad_clip)")
-        return {"val_loss": loss / count, "val_nll": nll / count}
+        record = {"val_loss": loss / count, "val_nll": nll / count}
+        if self.unigram is not None:
+            record["val_unigram"] = plateau / count
+        return record
 
     def _save(self) -> None:
         """Write checkpoint/ (EMA weights, tokenizer, metadata), then train_state/.
