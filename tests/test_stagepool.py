@@ -46,3 +46,56 @@ def test_a_failed_stage_names_itself_and_its_log_and_stops_the_rest(tmp_path):
     with pytest.raises(StageFailed, match=r"demo stage 'bad' failed: ValueError: invalid literal.*bad\.log"):
         run_stages(stages, 2, tmp_path / "logs")
     assert not ran.exists()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(c) for c in (task / "children").read_text().split()]
+    return kids
+
+
+def _gone(pid: int) -> bool:
+    """Exited (or a zombie nobody reaped yet: it runs nothing)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status or "\nState:\tX" in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads child pids from /proc (Linux)")
+def test_sigterm_to_the_parent_takes_the_stage_processes_down(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    logs = tmp_path / "logs"
+    script = tmp_path / "pool.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        from dslm.stagepool import Stage, run_stages
+        run_stages([Stage("a", time.sleep, (300,)), Stage("b", time.sleep, (300,))], 2, {str(logs)!r})
+    """))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((logs / "a.log").is_file() and (logs / "b.log").is_file()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the stages never started"
+            time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0 and "Interrupted" in err
+        deadline = time.monotonic() + 30
+        while not all(_gone(pid) for pid in workers):
+            assert time.monotonic() < deadline, "stage processes outlived the demo's process"
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,6 +145,27 @@ def test_validation_draws_do_not_depend_on_the_training_seed(tmp_path, data):
     # DSL and AR runs report no val_unigram
     ar = train(run_config(tmp_path, "ar", "ar", steps=2, eval_every=2), data=data, progress=False)
     assert all("val_unigram" not in r for r in read_metrics(ar.out_dir))
+
+
+def test_plateau_gap_script_pairs_the_draws(tmp_path, data):
+    """scripts/plateau_gap.py: the unigram model against itself has gap exactly 0; a
+    checkpoint's gap is its NELBO minus the unigram model's on the same draws."""
+    import importlib.util
+
+    from dslm.train.unigram import UnigramDenoiser, token_counts
+
+    spec = importlib.util.spec_from_file_location(
+        "plateau_gap", Path(__file__).resolve().parents[1] / "scripts" / "plateau_gap.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    unigram = UnigramDenoiser(token_counts(data.train, data.tokenizer.vocab_size), data.tokenizer.vocab_size)
+    same = script.plateau_gap(unigram.eval(), data, draws=2, batches=2, batch_size=8)
+    assert same["gap"] == 0.0 and same["gap_se"] == 0.0 and same["batches"] == 4
+    run = train(run_config(tmp_path, "mdlm", steps=4), data=data, progress=False)
+    model = checkpoint.open_checkpoint(run.checkpoint, expect_kind="mdlm").model.eval()
+    got = script.plateau_gap(model, data, draws=2, batches=2, batch_size=8)
+    assert got["unigram"] == same["unigram"]
+    assert got["gap"] == pytest.approx(got["model"] - got["unigram"], abs=2e-4) and got["gap_se"] > 0
 
 
 def test_init_model_continues_a_checkpoint(tmp_path, data):

@@ -16,14 +16,19 @@ what runs beside it.
 
 A failed stage stops the pool: no new stage starts, the running ones finish (their
 results are kept: the demo resumes them), and :class:`StageFailed` names the stage,
-its last error line and its log.
+its last error line and its log. If this process is interrupted (Ctrl-C, or SIGTERM
+from a job scheduler or ``kill``), the running stages' processes are terminated with
+it instead of running on as orphans; what they had written atomically stays, and the
+demo resumes from it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -129,42 +134,87 @@ def run_stages(stages: Sequence[Stage], workers: int, log_dir: str | Path, threa
 
 def _run_pool(stages, workers, log_dir: Path, threads, on_start, on_done, finished):
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     log_dir.mkdir(parents=True, exist_ok=True)
-    pending, running, failure = list(stages), {}, None
+    pending, running = list(stages), {}
     # spawn: a clean interpreter per stage (no forked torch thread pools); one task each
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                max_tasks_per_child=1)
     try:
-        while running or (pending and failure is None):
-            while failure is None and len(running) < workers:
-                ready = next((s for s in pending if all(n in finished for n in s.needs)), None)
-                if ready is None:
-                    break
-                pending.remove(ready)
-                on_start(ready)
-                log = log_dir / f"{ready.name}.log"
-                running[pool.submit(_in_child, ready.fn, ready.args, str(log), threads)] = (ready, log)
-            if not running:
-                break
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in done:
-                stage, log = running.pop(fut)
-                try:
-                    result, wall, cpu = fut.result()
-                except Exception as exc:       # noqa: BLE001 - reported with the stage's log
-                    last = _last_error_line(log) or f"{type(exc).__name__}: {exc}"
-                    failure = failure or StageFailed(
-                        f"demo stage '{stage.name}' failed: {last} (log: {log})")
-                    if running:
-                        print(f"waiting for the running stages to finish: "
-                              f"{', '.join(s.name for s, _ in running.values())}", file=sys.stderr)
-                    continue
-                finished[stage.name] = Finished(stage.name, result, wall, cpu)
-                on_done(finished[stage.name])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        with _sigterm_raises():
+            failure = _schedule(pool, pending, running, finished, workers, log_dir, threads,
+                                on_start, on_done)
+    except BaseException:                  # interrupted: take the stage processes down too
+        _terminate_workers(pool)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True, cancel_futures=True)
     if failure is not None:
         raise failure
     return finished
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM reached the demo's process (handled like Ctrl-C)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While the pool runs, SIGTERM raises :class:`Interrupted` here (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _terminate_workers(pool) -> None:
+    """SIGTERM every live worker process of ``pool`` (concurrent.futures keeps them in
+    ``_processes``; Python 3.14's ``terminate_workers`` is not in 3.11)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            if proc.is_alive():
+                proc.terminate()
+
+
+def _schedule(pool, pending, running, finished, workers, log_dir, threads, on_start, on_done):
+    """Submit ready stages and collect finished ones until none is left (or one failed:
+    then only the running ones are awaited); returns the first :class:`StageFailed` or None."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    failure = None
+    while running or (pending and failure is None):
+        while failure is None and len(running) < workers:
+            ready = next((s for s in pending if all(n in finished for n in s.needs)), None)
+            if ready is None:
+                break
+            pending.remove(ready)
+            on_start(ready)
+            log = log_dir / f"{ready.name}.log"
+            running[pool.submit(_in_child, ready.fn, ready.args, str(log), threads)] = (ready, log)
+        if not running:
+            break
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for fut in done:
+            stage, log = running.pop(fut)
+            try:
+                result, wall, cpu = fut.result()
+            except Exception as exc:       # noqa: BLE001 - reported with the stage's log
+                last = _last_error_line(log) or f"{type(exc).__name__}: {exc}"
+                failure = failure or StageFailed(
+                    f"demo stage '{stage.name}' failed: {last} (log: {log})")
+                if running:
+                    print(f"waiting for the running stages to finish: "
+                          f"{', '.join(s.name for s, _ in running.values())}", file=sys.stderr)
+                continue
+            finished[stage.name] = Finished(stage.name, result, wall, cpu)
+            on_done(finished[stage.name])
+    return failure
