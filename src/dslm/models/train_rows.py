@@ -49,10 +49,12 @@ ENV = "DSLM_TRAIN_ROWS"
 
 def enabled(t: torch.Tensor) -> bool:
     """Row skipping and CPU chunks for a training call on ``t`` (``DSLM_TRAIN_ROWS``)."""
+    if torch.compiler.is_compiling():           # data-dependent row counts: never traced
+        return False
     mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if mode not in ("auto", "0", "1"):
         raise ConfigError(f"{ENV} must be auto, 0 or 1, got '{mode}'")
-    if mode == "0" or torch.compiler.is_compiling():
+    if mode == "0":
         return False
     return mode == "1" or t.device.type == "cpu"
 
