@@ -20,6 +20,10 @@
 
 Under autocast the GEMMs run in the autocast dtype (``compute_dtype``) and the
 softmax / log-sum-exp in float32, as the plain modules do.
+
+With gradients on CPU tensors, the head cross-entropy and the converter run only on the
+rows that need them, in cache-sized chunks (``dslm.models.train_rows``, exact;
+``DSLM_TRAIN_ROWS=0`` turns it off).
 """
 
 from __future__ import annotations
