@@ -20,8 +20,8 @@ Both change only float32 rounding (sums in another order), never the math
 (``tests/test_train_rows.py`` compares loss and every gradient with the full path).
 
 On the CPU the training (gradient) path also runs in row chunks of about
-``CPU_CHUNK_ELEMENTS`` elements: the [rows, V] temporaries stay in cache and are reused
-instead of being fresh pages every step (a whole [2048, 4160] float32 converter
+``CPU_CHUNK_ELEMENTS`` elements: the [rows, V] temporaries stay in the last-level cache
+and are reused instead of being fresh pages every step (a whole [2048, 4160] float32 converter
 softmax is 34 MB, which glibc serves as new zero-filled pages each time). Evaluation and
 sampling (no gradient) keep ``fused.chunk_rows``, so their outputs are unchanged.
 
@@ -39,8 +39,9 @@ import torch
 from dslm.errors import ConfigError
 from dslm.models import fused
 
-#: Elements of one [rows, V] chunk in CPU training (4 MiB of float32; 1-2 MiB and
-#: 4-8 MiB were both slower at the tiny size, benchmarks/README.md).
+#: Elements of one [rows, V] chunk in CPU training (4 MiB of float32). At the tiny size
+#: (one thread, batch 16) 2^19 and 2^21-2^22 elements were slower, 1.5 x 2^20 the same
+#: (benchmarks/README.md).
 CPU_CHUNK_ELEMENTS = 2 ** 20
 #: Fewest rows per CPU chunk (a GEMM over fewer rows runs far below peak).
 MIN_CHUNK_ROWS = 64
