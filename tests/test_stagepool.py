@@ -77,7 +77,8 @@ def test_sigterm_to_the_parent_takes_the_stage_processes_down(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import time
         from dslm.stagepool import Stage, run_stages
-        run_stages([Stage("a", time.sleep, (300,)), Stage("b", time.sleep, (300,))], 2, {str(logs)!r})
+        if __name__ == "__main__":          # spawn re-imports this file in each worker
+            run_stages([Stage("a", time.sleep, (300,)), Stage("b", time.sleep, (300,))], 2, {str(logs)!r})
     """))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH")])))
