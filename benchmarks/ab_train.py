@@ -6,8 +6,11 @@ Runs ``bench_train.py`` with ``PYTHONPATH=OLD_SRC`` and ``PYTHONPATH=NEW_SRC`` i
 ``--reps`` times each (alternating, so slow phases of a shared machine hit both), and
 prints the median tokens/s per kind and the ratio new / old. The old tree needs a
 ``dslm/perf.py`` with ``square_peak`` / ``spec_peak`` / ``compile_enabled`` (copy today's
-file there: it only measures). Each tree trains as its own ``dslm.train`` does
-(its losses, its ``build_optimizer``).
+file there: it only measures; it imports ``dslm.errors.first_line``, so add that
+function to an old ``errors.py`` that lacks it). Each tree trains as its own
+``dslm.train`` does (its losses, its ``build_optimizer``, its CPU allocator setting if
+it has one). Environment switches (``DSLM_TRAIN_ROWS=0``, ``DSLM_CPU_MALLOC=0``) reach
+both runs; a tree without them ignores them.
 """
 
 from __future__ import annotations

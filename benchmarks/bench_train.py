@@ -7,7 +7,9 @@
 Each step is what ``dslm.train`` does per optimizer step: the objective's forward
 under autocast (bf16 on GPU, fp32 on CPU), backward, gradient clipping, AdamW built
 by ``dslm.train.optim.build_optimizer`` (fused where training uses it), TF32 matmuls
-on GPU as training sets them, ``torch.compile`` as training does (``auto``: on GPU).
+on GPU as training sets them, ``torch.compile`` as training does (``auto``: on GPU),
+the CPU allocator setting of ``dslm.train.cpu_memory`` on a CPU (where the tree under
+test has it).
 
 MFU = model FLOP/s (``dslm.perf.train_flops_per_token``, attention included) divided
 by (a) the hardware's dense bf16 spec (``dslm.perf.spec_peak``: H100 / H200 989, A100
@@ -34,6 +36,13 @@ def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: b
     from dslm.train.config import TrainConfig
     from dslm.train.optim import build_optimizer
 
+    if device.type == "cpu":
+        try:                            # the CPU allocator setting dslm.train applies (if the tree has it)
+            from dslm.train.cpu_memory import keep_freed_memory
+        except ImportError:
+            pass
+        else:
+            keep_freed_memory()
     opt, _ = build_optimizer(model, TrainConfig(lr=3e-4), device)
     params = [p for p in model.parameters() if p.requires_grad]
     forward = torch.compile(model, backend=backend) if compiled else model

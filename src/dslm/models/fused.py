@@ -20,6 +20,10 @@
 
 Under autocast the GEMMs run in the autocast dtype (``compute_dtype``) and the
 softmax / log-sum-exp in float32, as the plain modules do.
+
+With gradients on CPU tensors, the head cross-entropy and the converter run only on the
+rows that need them, in cache-sized chunks (``dslm.models.train_rows``, exact;
+``DSLM_TRAIN_ROWS=0`` turns it off).
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ def _join(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad):
+def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad, rows=None):
     """Per-row CE [N] and, if ``need_grad``, (dCE/dh [N, H] in cd, dW [Vp, H], db [Vp]) of
     sum_i w_i CE_i, one row chunk at a time: logits z (float32, columns >= classes set to
     MASKED), log p = log_softmax(z), CE = -log p[x], dz = w (p - onehot(x))."""
@@ -111,7 +115,7 @@ def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad):
     if need_grad:
         gw = torch.zeros(vp, hidden, dtype=torch.float32, device=h.device)
         gb = torch.zeros(vp, dtype=torch.float32, device=h.device) if bias is not None else None
-    rows = chunk_rows(vp)
+    rows = rows or chunk_rows(vp)
     for s in range(0, n, rows):
         hs, t = hc[s:s + rows], target[s:s + rows, None]
         z = (torch.addmm(b, hs, w.t()) if b is not None else hs @ w.t()).float()
@@ -137,9 +141,10 @@ def _ce_forward(h, weight, bias, target, token_weight, classes, cd, need_grad):
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, bias, target, token_weight, classes, cd):
+    def forward(ctx, h, weight, bias, target, token_weight, classes, cd, rows=None):
         with _no_autocast(h):
-            ce, (gh, gw, gb) = _ce_forward(h, weight, bias, target, token_weight, classes, cd, True)
+            ce, (gh, gw, gb) = _ce_forward(h, weight, bias, target, token_weight, classes, cd, True,
+                                           rows)
             total = (ce * token_weight).sum()
         v = weight.shape[0]
         ctx.dtypes = (h.dtype, weight.dtype, None if bias is None else bias.dtype)
@@ -156,7 +161,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         gh = saved[0].to(h_dtype) * g_total if ctx.needs_input_grad[0] else None
         gw = (saved[1] * g_total).to(w_dtype) if ctx.needs_input_grad[1] else None
         gb = (saved[2] * g_total).to(b_dtype) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gh, gw, gb, None, None, None, None
+        return gh, gw, gb, None, None, None, None, None
 
 
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -177,7 +182,11 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     cd = compute_dtype(h)
     need = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad
                                         or (bias is not None and bias.requires_grad))
-    if need:
+    from dslm.models import train_rows          # zero-weight rows skipped (CPU default)
+
+    if need and train_rows.enabled(h2):
+        total, ce = train_rows.head_cross_entropy(h2, weight, bias, t, w.detach(), classes, cd)
+    elif need:
         total, ce = _LinearCrossEntropy.apply(h2, weight, bias, t, w.detach(), classes, cd)
     else:
         with torch.no_grad(), _no_autocast(h):
@@ -201,15 +210,15 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 
 class _SoftEmbedding(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, keys, bias, w_in, cd):
+    def forward(ctx, y, keys, bias, w_in, cd, rows=None):
         vp = padded_size(keys.shape[0])
+        rows = rows or chunk_rows(vp)
         with _no_autocast(y):
             kp, bp = pad_rows(keys, vp), pad_rows(bias, vp, MASKED)
             wp = pad_rows(w_in.to(cd), vp)
-            rows = chunk_rows(vp)
             out = _join([(_converter_chunk(y[s:s + rows], kp, bp).to(cd) @ wp).to(w_in.dtype)
                          for s in range(0, y.shape[0], rows)])
-        ctx.cd = cd
+        ctx.cd, ctx.rows = cd, rows
         ctx.save_for_backward(y, keys, bias, w_in)
         return out
 
@@ -227,7 +236,7 @@ class _SoftEmbedding(torch.autograd.Function):
             gk = torch.zeros_like(kp) if need_k else None
             gb = torch.zeros_like(bp) if need_b else None
             gw = torch.zeros(vp, w_in.shape[1], dtype=y.dtype, device=y.device) if need_w else None
-            rows = chunk_rows(vp)
+            rows = ctx.rows
             for s in range(0, y.shape[0], rows):
                 ys = y[s:s + rows]
                 p = _converter_chunk(ys, kp, bp)                   # recomputed, not saved
@@ -244,7 +253,7 @@ class _SoftEmbedding(torch.autograd.Function):
                     gb.add_(gs.sum(0))
         return (_join(gys) if need_y else None, gk[:v1] if need_k else None,
                 gb[:v1].to(bias.dtype) if need_b else None,
-                gw[:v1].to(w_in.dtype) if need_w else None, None)
+                gw[:v1].to(w_in.dtype) if need_w else None, None, None)
 
 
 def soft_embedding(y: torch.Tensor, keys: torch.Tensor, bias: torch.Tensor,
@@ -257,7 +266,15 @@ def soft_embedding(y: torch.Tensor, keys: torch.Tensor, bias: torch.Tensor,
     wide = torch.promote_types(torch.promote_types(_wide(y).dtype, _wide(keys).dtype), bias.dtype)
     flat = y.to(wide).reshape(-1, y.shape[-1])
     cd = compute_dtype(y) if torch.is_autocast_enabled(y.device.type) else w_in.dtype
-    out = _SoftEmbedding.apply(flat, keys.to(wide), bias.to(wide), w_in, cd)
+    keys, bias = keys.to(wide), bias.to(wide)
+    from dslm.models import train_rows          # y = 0 rows once, CPU chunks (CPU default)
+
+    need = torch.is_grad_enabled() and any(t.requires_grad for t in (flat, keys, bias, w_in))
+    if need and train_rows.enabled(flat):
+        with _no_autocast(flat):
+            out = train_rows.soft_embedding(flat, keys, bias, w_in, cd)
+    else:
+        out = _SoftEmbedding.apply(flat, keys, bias, w_in, cd)
     return out.view(*y.shape[:-1], w_in.shape[1])
 
 

@@ -28,6 +28,7 @@ from dslm.train.batches import BlockStream, train_seed, val_batches, val_seed
 from dslm.train.config import RunConfig, RunModelConfig, resume_differences
 from dslm.train.ema import EMA
 from dslm.train.objectives import TrainingView, objective_for
+from dslm.train.cpu_memory import keep_freed_memory
 from dslm.train.optim import build_optimizer
 from dslm.train.state import (CHECKPOINT_DIR, STATE_DIR, MetricsLog, guarded_run,
                               load_train_state, save_train_state, write_run_config)
@@ -126,6 +127,8 @@ class _Training:
         tcfg = cfg.train
         if tcfg.num_threads and self.device.type == "cpu":
             torch.set_num_threads(tcfg.num_threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()             # each step's temporaries reuse the heap (cpu_memory)
         if init_model is None:                          # fail before preparing any data
             check_seq_len(cfg.data.seq_len, cfg.model.seq_len)
         self.data = data if data is not None else _prepare(cfg, init_model, dist, resume, progress)
