@@ -18,6 +18,10 @@ import sys
 
 import numpy as np
 
+#: this script's noise stream in dslm.train.batches.derive_seed: apart from training (0),
+#: validation (1) and data order (2), so its draw sets are not the runs' own validation draws
+STREAM = 7
+
 
 def plateau_gap(model, data, draws: int = 4, batches: int = 8, batch_size: int = 16) -> dict:
     """{model, unigram, gap, gap_se, batches}: mean NELBOs and the paired gap (nats)."""
@@ -36,7 +40,7 @@ def plateau_gap(model, data, draws: int = 4, batches: int = 8, batch_size: int =
             x0 = torch.from_numpy(np.asarray(data.val[idx], dtype=np.int64))
             with torch.no_grad():
                 for target, den in ((ours, model), (theirs, unigram)):
-                    g.manual_seed(derive_seed(d, 7, i))
+                    g.manual_seed(derive_seed(d, STREAM, i))
                     target.append(mdlm_loss(den, x0, g).loss.item())
     ours, theirs = np.asarray(ours), np.asarray(theirs)
     gap = ours - theirs

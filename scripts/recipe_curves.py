@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 
-
 def _init_model(cfg, data, how: str):
     """The run's model with adaLN gates (and the output layer) given a small random init."""
     import torch

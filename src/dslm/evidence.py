@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from dslm.errors import DSLMError
 
 
