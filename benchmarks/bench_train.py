@@ -2,12 +2,15 @@
 
     python benchmarks/bench_train.py [--preset tiny|small] [--kind all|dsl|mdlm|ar]
                                      [--batch-size 16,32,64] [--steps N] [--warmup W]
-                                     [--compile auto|on|off] [--device auto] [--out DIR]
+                                     [--compile auto|on|off] [--compile-scope blocks|model]
+                                     [--device auto] [--out DIR]
 
 Each step is what ``dslm.train`` does per optimizer step: the objective's forward
 under autocast (bf16 on GPU, fp32 on CPU), backward, gradient clipping, AdamW built
 by ``dslm.train.optim.build_optimizer`` (fused where training uses it), TF32 matmuls
-on GPU as training sets them, ``torch.compile`` as training does (``auto``: on GPU),
+on GPU as training sets them, ``torch.compile`` as training does (``auto``: as
+``train.compile``; scope ``blocks`` (each transformer block) or ``model`` as
+``train.compile_scope``; ``DSLM_TRAIN_ROWS`` is recorded in the JSON),
 the CPU allocator setting of ``dslm.train.cpu_memory`` on a CPU (where the tree under
 test has it).
 
@@ -21,18 +24,19 @@ GEMM shapes is printed as extra information ("shape-bound"), not as MFU.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
 
 from _common import model_config, pick_device, table, training_loss, write_result
 from dslm.models import build_model
-from dslm.perf import (compile_enabled, gemm_shapes, matmul_peak, spec_peak, square_peak, sync,
-                       train_flops_per_token)
+from dslm.perf import (compile_enabled, compile_model, compile_scope, gemm_shapes, matmul_peak,
+                       spec_peak, square_peak, sync, train_flops_per_token)
 
 
 def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: bool,
-              backend: str = "inductor"):
+              backend: str = "inductor", scope: str = "blocks"):
     from dslm.train.config import TrainConfig
     from dslm.train.optim import build_optimizer
 
@@ -45,7 +49,7 @@ def make_step(model, kind: str, device: torch.device, use_amp: bool, compiled: b
             keep_freed_memory()
     opt, _ = build_optimizer(model, TrainConfig(lr=3e-4), device)
     params = [p for p in model.parameters() if p.requires_grad]
-    forward = torch.compile(model, backend=backend) if compiled else model
+    forward = compile_model(model, scope, backend=backend) if compiled else model
     gen = torch.Generator(device=device).manual_seed(0)
 
     def step(x):
@@ -138,6 +142,8 @@ def main() -> None:
     ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                     help="torch.compile the model (auto: as training, on GPU only)")
     ap.add_argument("--backend", default="inductor", help="torch.compile backend (aot_eager: a CPU smoke test)")
+    ap.add_argument("--compile-scope", default=None, choices=["blocks", "model"],
+                    help="what is compiled: each transformer block (default, as training) or the whole model")
     ap.add_argument("--peak-seconds", type=float, default=1.0, help="time spent on each matmul peak")
     ap.add_argument("--out", default=None, help="results folder or .json file")
     args = ap.parse_args()
@@ -146,6 +152,7 @@ def main() -> None:
     if gpu:
         torch.set_float32_matmul_precision("high")            # TF32, as dslm.train sets it
     compiled = {"on": True, "off": False}.get(args.compile, compile_enabled(device))
+    scope = compile_scope(args.compile_scope)
     name = args.preset or ("small" if gpu else "tiny")
     batches = [int(b) for b in (args.batch_size or ("64" if gpu else "16")).split(",")]
     steps = args.steps or (20 if gpu else 10)
@@ -159,7 +166,9 @@ def main() -> None:
 
     def save():
         return write_result("train", {"device": str(device), "preset": name, "batches": batches,
-                                      "compile": compiled, "square_peak_flops": square,
+                                      "compile": compiled, "compile_scope": scope if compiled else None,
+                                      "train_rows": os.environ.get("DSLM_TRAIN_ROWS", "auto"),
+                                      "square_peak_flops": square,
                                       "spec_peak_flops": spec, "steps": steps, "warmup": args.warmup,
                                       "runs": results}, out)
 
@@ -178,7 +187,8 @@ def main() -> None:
                                      min_seconds=args.peak_seconds / 2)
             torch.manual_seed(0)
             model = build_model(cfg).to(device).train()
-            setups[kind] = (cfg, shape_peak, make_step(model, kind, device, gpu, compiled, args.backend))
+            setups[kind] = (cfg, shape_peak, make_step(model, kind, device, gpu, compiled, args.backend,
+                                                                scope))
         return setups[kind]
 
     # batch-major: every kind at the first batch size before the next (a timeout keeps the most)
@@ -196,7 +206,7 @@ def main() -> None:
             if gpu:
                 torch.cuda.empty_cache()
             row = {"kind": kind, "preset": name, "batch": batch, "seq": cfg.seq_len,
-                   "compile": "on" if compiled else "off"}
+                   "compile": scope if compiled else "off"}
             if "error" in res:
                 rows.append({**row, "tokens/s": "OOM"})
                 results.append(res)

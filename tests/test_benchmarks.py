@@ -75,7 +75,8 @@ def test_gpu_check_smoke_mode(tmp_path):
     subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--smoke", str(tmp_path)],
                    check=True, env=env, capture_output=True, timeout=900)
     log = (tmp_path / "gpu_check.log").read_text()
-    for part in ("memory", "train_eager", "train_compiled", "sample_eager", "sample_compiled"):
+    for part in ("memory", "train_eager", "train_rows", "train_compiled", "train_compiled_model",
+                 "sample_eager", "sample_compiled"):
         assert f"=== {part}: exit 0" in log, log[-3000:]
         doc = json.loads((tmp_path / f"{part}.json").read_text())
         rows = doc.get("runs") or doc.get("rows")
@@ -83,6 +84,10 @@ def test_gpu_check_smoke_mode(tmp_path):
     assert "=== profile: exit 0" in log and "### remdm-loop" in log
     train = json.loads((tmp_path / "train_compiled.json").read_text())
     assert train["compile"] and {r["kind"] for r in train["runs"]} == {"dsl", "mdlm", "ar"}
+    assert train["compile_scope"] == "blocks"
+    whole = json.loads((tmp_path / "train_compiled_model.json").read_text())
+    assert whole["compile_scope"] == "model" and [r["kind"] for r in whole["runs"]] == ["dsl"]
+    assert json.loads((tmp_path / "train_rows.json").read_text())["train_rows"] == "1"
     assert all(r["mfu_square"] > 0 for r in train["runs"])
     sample = json.loads((tmp_path / "sample_eager.json").read_text())
     assert {r["model"] for r in sample["rows"]} == {"random", "peaked"}

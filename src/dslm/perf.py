@@ -137,8 +137,8 @@ def compile_enabled(device: str | torch.device, setting: bool | None = None) -> 
     (0/1) wins, then ``setting``: True compiles on CUDA (the CPU stays eager: there
     compilation costs more than it saves at the sizes CPUs run). The default (None) is
     eager: the one compiled training run measured on a GPU (H200, 2026-11-27,
-    benchmarks/README.md) was 2x faster but gave a NaN DSL loss where eager did not, so
-    compilation stays opt-in until that is understood."""
+    benchmarks/README.md) compiled the whole model and gave a NaN DSL loss where eager
+    did not, so compilation stays opt-in until a GPU run of the block scope says more."""
     import os
 
     env = os.environ.get("DSLM_COMPILE", "").strip().lower()
@@ -149,14 +149,74 @@ def compile_enabled(device: str | torch.device, setting: bool | None = None) -> 
     return setting is True and torch.device(device).type == "cuda"
 
 
+#: What ``torch.compile`` covers: ``blocks`` compiles each transformer block on its own
+#: (one graph, reused by every block of the same shape: compilation costs one block, not
+#: the whole network, and the vocabulary-wide fused functions stay eager), ``model`` the
+#: whole network in one graph (longer to compile; the scope of the NaN seen on a GPU).
+COMPILE_SCOPES = ("blocks", "model")
+_SCOPE_ENV = "DSLM_COMPILE_SCOPE"
+
+
+def compile_scope(setting: str | None = None) -> str:
+    """The compile scope: ``DSLM_COMPILE_SCOPE`` wins, then ``setting``, then ``blocks``."""
+    import os
+
+    from dslm.errors import ConfigError
+
+    env = os.environ.get(_SCOPE_ENV, "").strip().lower()
+    scope = env or setting or "blocks"
+    if scope not in COMPILE_SCOPES:
+        where = _SCOPE_ENV if env else "compile scope"
+        raise ConfigError(f"{where} must be one of {', '.join(COMPILE_SCOPES)}, got '{scope}'")
+    return scope
+
+
+def transformer_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The DiT blocks inside ``module`` (a model, or a DDP / compiled wrapper of one)."""
+    from dslm.models.dit import DiTBlock
+
+    return [m for m in module.modules() if isinstance(m, DiTBlock)]
+
+
+def compile_model(module: torch.nn.Module, scope: str = "blocks", **options):
+    """``module`` under ``torch.compile`` (``options`` go to it) with the given scope.
+
+    ``model``: returns ``torch.compile(module)``. ``blocks``: compiles every transformer
+    block in place (``nn.Module.compile``: parameter names, ``state_dict`` and
+    ``copy.deepcopy`` are unchanged; a deep copy is eager) and returns ``module`` itself;
+    a module without blocks is compiled whole.
+    """
+    blocks = transformer_blocks(module) if scope == "blocks" else []
+    if not blocks:
+        return torch.compile(module, **options)
+    for block in blocks:
+        block.compile(**options)
+    return module
+
+
+def uncompile_blocks(module: torch.nn.Module) -> None:
+    """Undo ``compile_model(module, "blocks")``: every block runs eagerly again."""
+    for block in transformer_blocks(module):
+        block._compiled_call_impl = None
+
+
+def blocks_compiled(module: torch.nn.Module) -> bool:
+    return any(b._compiled_call_impl is not None for b in transformer_blocks(module))
+
+
 _COMPILED: "weakref.WeakKeyDictionary" = None  # type: ignore[assignment]
 
 
-def compiled_module(module: torch.nn.Module):
-    """``torch.compile(module)``, cached per module (one compilation per model)."""
+def compiled_module(module: torch.nn.Module, scope: str | None = None):
+    """``compile_model(module, compile_scope(scope))``, once per module and scope."""
     global _COMPILED
     import weakref
 
+    scope = compile_scope(scope)
+    if scope == "blocks":
+        if not blocks_compiled(module):
+            return compile_model(module, "blocks")
+        return module
     if _COMPILED is None:
         _COMPILED = weakref.WeakKeyDictionary()
     if module not in _COMPILED:
@@ -173,7 +233,8 @@ class FastNetwork:
         self.eager = fn
         self.device = device
         self.fn = fn
-        if isinstance(fn, torch.nn.Module) and compile_enabled(device):
+        self.compiled = isinstance(fn, torch.nn.Module) and compile_enabled(device)
+        if self.compiled:
             self.fn = compiled_module(fn)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -182,13 +243,14 @@ class FastNetwork:
         try:
             out = self._run(self.fn, args, kwargs)
         except Exception as e:          # noqa: BLE001 - a compiler failure: eager is the reference
-            if self.fn is self.eager:
+            if not self.compiled:
                 raise
             import warnings
 
             warnings.warn(f"torch.compile failed ({e.__class__.__name__}: {first_line(e, 200)}); "
                           "running the model eagerly", RuntimeWarning, stacklevel=2)
-            self.fn = self.eager
+            self.fn, self.compiled = self.eager, False
+            uncompile_blocks(self.eager)
             out = self._run(self.fn, args, kwargs)
         return out
 

@@ -25,7 +25,7 @@ AUTO_VOCAB = 0
 #: Keys of ``train`` that may change when a run is resumed (they do not change the math).
 #: ``grad_accum`` may change with the world size as long as world size x grad_accum stays.
 RESUMABLE_KEYS = ("steps", "grad_accum", "log_every", "eval_every", "checkpoint_every", "out_dir",
-                  "loggers", "compile", "device", "num_threads", "deterministic")
+                  "loggers", "compile", "compile_scope", "device", "num_threads", "deterministic")
 
 
 @dataclass
@@ -74,7 +74,10 @@ class TrainConfig:
     grad_clip: float = 1.0            # max global grad norm; 0 = no clipping
     ema_decay: float = 0.999          # 0 = no EMA (checkpoints hold the raw weights)
     precision: str = choices("auto", "bf16", "fp32", default="auto")  # auto: bf16 on GPU
-    compile: bool = False             # torch.compile the model on GPU (opt-in: NaN DSL loss seen compiled on an H200; DSLM_COMPILE=0/1 overrides)
+    compile: bool = False             # torch.compile the model on GPU (opt-in: NaN DSL loss seen compiled whole on an H200; DSLM_COMPILE=0/1 overrides)
+    # blocks: each transformer block compiled on its own (one block's compile time; the
+    # fused vocabulary-wide functions stay eager); model: the whole network (DSLM_COMPILE_SCOPE overrides)
+    compile_scope: str = choices("blocks", "model", default="blocks")
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     num_threads: int = 0              # CPU threads for torch; 0 = torch's default
     deterministic: bool = True        # torch.use_deterministic_algorithms: bit-identical reruns

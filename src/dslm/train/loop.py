@@ -151,6 +151,7 @@ class _Training:
         self.micro_ids = [dist.rank * tcfg.grad_accum + m for m in range(tcfg.grad_accum)]
         self.val_sets = val_batches(self.data.val, tcfg.batch_size, tcfg.eval_batches)
         self.unigram = self._unigram() if len(self.val_sets) and tcfg.eval_every else None
+        self.plateau: dict[int, torch.Tensor] = {}      # val batch -> val_unigram term
         self.generator = torch.Generator(device=self.device)
         bf16 = tcfg.precision == "bf16" or (tcfg.precision == "auto" and self.device.type == "cuda")
         self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -220,10 +221,11 @@ class _Training:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             wrapper = self.ddp = DDP(self.model, device_ids=ids)
-        from dslm.perf import compile_enabled
+        from dslm.perf import compile_enabled, compile_model, compile_scope
 
         if compile_enabled(self.device, self.cfg.train.compile):
-            wrapper = torch.compile(wrapper)
+            # blocks: compiled in place inside the (DDP-wrapped) model; model: one graph around it
+            wrapper = compile_model(wrapper, compile_scope(self.cfg.train.compile_scope))
         return TrainingView(wrapper, self.model)
 
     # ------------------------------------------------------------------ the loop
@@ -370,9 +372,12 @@ class _Training:
             with self.autocast:
                 out = self.objective(model, x0, self.generator)
             plateau = torch.zeros((), device=self.device)
-            if self.unigram is not None:
-                self.generator.manual_seed(val_seed(i))
-                plateau = self.objective(self.unigram, x0, self.generator).loss.detach()
+            if self.unigram is not None:          # same draws, no weights: once per run
+                plateau = self.plateau.get(i)
+                if plateau is None:
+                    self.generator.manual_seed(val_seed(i))
+                    plateau = self.objective(self.unigram, x0, self.generator).loss.detach()
+                    self.plateau[i] = plateau
             sums += torch.stack([out.loss.float(), out.nll.float(), plateau.float(),
                                  torch.ones((), device=self.device)])
         self.model.train()
