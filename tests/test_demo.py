@@ -38,7 +38,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--configs", str(configs), "mdlm_steps=4", "extra_steps=3",
             "ar_steps=3", "num_samples=8", "steps=[2,4]", "samplers=[mdlm,dsl-remdm-loop,roar-ar]",
-            "extra_points=[hybrid:4]", "seeds=2", "base_seeds=2",
+            "extra_points=[hybrid:4]", "seeds=2", "base_seeds=3",
             "compare=[dsl-remdm-loop:remdm-loop]", "compare_steps=[4]", "compare_samples=6",
             "extra_base_samples=4"]
     assert main(argv) == 0
@@ -53,14 +53,15 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert doc["ar_baseline"]["mauve"] is not None
     assert (out / "sweep" / "sweep.png").stat().st_size > 1000
     # fair comparison: both continuations ran the same number of steps from the same MDLM
-    for run in ("dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1", "mdlm-control-b1"):
+    for run in ("dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1", "mdlm-control-b1",
+                "dsl-b2", "mdlm-control-b2"):
         steps = [json.loads(line).get("step") for line in (out / run / "metrics.jsonl").read_text().splitlines()]
         assert max(s for s in steps if s is not None) == 3
     timing = json.loads((out / "demo.json").read_text())
     assert set(timing["stages"]) == set(timing["cpu_stages"]) == {
-        "mdlm", "mdlm-b1", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
-        "mdlm-control-b1", "ar", "sweep", "compare", "compare-s1", "compare-b1", "analyze", "traces",
-        "data", "verdicts", "mauve"}
+        "mdlm", "mdlm-b1", "mdlm-b2", "dsl", "mdlm-control", "dsl-s1", "mdlm-control-s1", "dsl-b1",
+        "mdlm-control-b1", "dsl-b2", "mdlm-control-b2", "ar", "sweep", "compare", "compare-s1",
+        "compare-b1", "compare-b2", "analyze", "traces", "data", "verdicts", "mauve"}
     assert timing["workers"] == 2 and (out / "logs" / "compare-s1.log").is_file()   # CI: 2 cores
     report = (out / "report.html").read_text()
     assert "Sweep results" in report and "How a sequence forms" in report
@@ -83,8 +84,16 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert verdicts["tables"]["base seed 1"][0]["num_pairs"] == 4       # extra_base_samples
     reading = (out / "reading.md").read_text()
     assert f"dsl-remdm-loop vs remdm-loop: {main_rows[0]['verdict']} at T = 4" in reading
-    assert "Second base MDLM (seed 1)" in reading and reading in printed
-    for seed in ("s0", "s1", "b1"):         # one comparison sweep per continuation seed
+    assert "Second base MDLM (seed 1)" in reading and "Base MDLM 3 (seed 2)" in reading
+    assert reading in printed
+    # three base MDLMs: each base's ratio as one draw, a t-interval over them
+    (across,) = verdicts["across_bases"]
+    assert across["bases"] == [0, 1, 2] and len(across["ratios"]) == 3
+    assert across["ratios"][0] == pytest.approx(main_rows[0]["ratio"]["estimate"])
+    assert across["ratio"]["low"] <= across["ratio"]["estimate"] <= across["ratio"]["high"]
+    assert "Across 3 base MDLMs (seeds 0, 1, 2" in reading
+    assert "## Across base MDLM seeds" in (out / "verdicts.md").read_text()
+    for seed in ("s0", "s1", "b1", "b2"):   # one comparison sweep per continuation seed
         compared = json.loads((out / "compare" / seed / "sweep.json").read_text())
         assert compared["ar_baseline"] is None and compared["settings"]["mauve"] is False
         assert all("mauve" not in p and p["gen_ppl"] > 0 for p in compared["points"].values())

@@ -110,3 +110,32 @@ def test_compare_fails_clearly_without_per_sample():
         compare.compare([compare.SeedSweep(0, doc, "DSL", "MDLM")], [("dsl-mdlm", "mdlm")], [8])
     with pytest.raises(DSLMError, match="no point"):
         compare.compare([compare.SeedSweep(0, doc, "DSL", "MDLM")], [("dsl-mdlm", "mdlm")], [16])
+
+
+def _row(ratio: float, verdict: str, steps: int = 8) -> compare.Comparison:
+    iv = stats.Interval(ratio, ratio * 0.95, ratio * 1.05)
+    return compare.Comparison("dsl-mdlm", "mdlm", steps, [0], 86, 100.0 * ratio, 100.0, iv, verdict)
+
+
+def test_across_bases_is_a_t_interval_over_the_bases_ratios():
+    """Ratios 0.8, 1.0, 1.25: log mean 0, sd ln 1.25, t_{2, 0.975} = 4.3027, so the
+    interval is exp(+-4.3027 ln(1.25) / sqrt 3) = 0.5745-1.7408: a tie, although each
+    base's own verdict is decided; equal ratios give a zero-width interval."""
+    tables = {0: [_row(0.8, "better")], 1: [_row(1.0, "tie")], 2: [_row(1.25, "worse")]}
+    (r,) = compare.across_bases(tables)
+    assert r.ratio.estimate == pytest.approx(1.0)
+    assert (r.ratio.low, r.ratio.high) == pytest.approx((0.5745, 1.7408), abs=1e-4)
+    assert r.verdict == "tie" and r.base_verdicts == ["better", "tie", "worse"]
+    (same,) = compare.across_bases({j: [_row(0.9, "better")] for j in range(4)})
+    assert same.verdict == "better" and same.ratio.high == pytest.approx(0.9)
+    text = "\n".join(compare.across_bases_sentences([r, same]))
+    assert "Across 3 base MDLMs (seeds 0, 1, 2" in text
+    assert "dsl-mdlm vs mdlm at T = 8: tie (geometric mean ratio 1.00, 95% interval 0.57-1.74; " \
+           "bases better / tie / worse 1 / 1 / 1)" in text
+    md = compare.across_bases_markdown([r])
+    assert "0.80 / 1.00 / 1.25" in md and "**tie**" in md
+    json.dumps([r.as_dict()])
+    reading = compare.reading_markdown([_row(0.8, "better")], judge="j", bases=[r])
+    assert "Across base seeds DSL is better at 0, tied at 1 and worse at 0 of 1 points." in reading
+    with pytest.raises(DSLMError, match="at least 2 base seeds"):
+        compare.across_bases({0: [_row(0.8, "better")]})

@@ -493,23 +493,30 @@ def _verdicts(cfg: DemoConfig, out: Path) -> list:
     reuse = _reuses_table(cfg)
     tables = {j: compare.compare(sweeps, cfg.pairs(), list(cfg.compare_steps), seed=cfg.seed)
               for j, sweeps in sorted(seed_sweeps.items())}
+    # three or more base MDLMs: their ratios as draws (with two, a t-interval is too wide to say anything)
+    bases = (compare.across_bases({cfg.seed + j: rows for j, rows in tables.items()})
+             if len(tables) >= 3 else [])
     pooled = json.loads((out / "mauve_pooled.json").read_text(encoding="utf-8"))
     atomic_write_json(out / "verdicts.json", {
         "judge": judge, "compare_samples_per_seed": cfg.compare_samples,
         "extra_base_samples": cfg.extra_base_samples or cfg.compare_samples,
         "seed0_samples": cfg.num_samples if reuse else cfg.compare_samples,
         "tables": {f"base seed {cfg.seed + j}": [r.as_dict() for r in rows] for j, rows in tables.items()},
+        "across_bases": [r.as_dict() for r in bases],
         "pooled_mauve": pooled})
     from dslm.evaluate.pooled import markdown as pooled_markdown
 
     md = "".join(f"## Base MDLM seed {cfg.seed + j}\n\n" + compare.table_markdown(rows) + "\n"
                  for j, rows in tables.items())
+    if bases:
+        md += "## Across base MDLM seeds\n\n" + compare.across_bases_markdown(bases) + "\n"
     md += f"## MAUVE, base MDLM seed {cfg.seed}, continuation seeds pooled\n\n" + pooled_markdown(pooled)
     atomic_write_text(out / "verdicts.md", "# DSL vs the MDLM control: verdicts\n\n" + md)
-    extra = [(f"Second base MDLM (seed {cfg.seed + j})", tables[j]) for j in range(1, cfg.base_seeds)]
+    extra = [(f"{'Second base MDLM' if j == 1 else f'Base MDLM {j + 1}'} (seed {cfg.seed + j})",
+              tables[j]) for j in range(1, cfg.base_seeds)]
     reading = compare.reading_markdown(tables[0], judge=f"`{judge}`",
                                        title="What the demo shows (generated from verdicts.json)",
-                                       extra=extra)
+                                       extra=extra, bases=bases)
     atomic_write_text(out / "reading.md", reading)
     return tables[0]
 

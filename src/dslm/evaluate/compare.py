@@ -126,6 +126,85 @@ def compare(sweeps: list[SeedSweep], pairs: list[tuple[str, str]], steps: list[i
     return rows
 
 
+@dataclass
+class AcrossBases:
+    """One (sampler pair, T) over base MDLM seeds: each base's pooled ratio R_j (its own
+    paired bootstrap verdict), their geometric mean and a 95% t-interval of the mean
+    log ratio, so the base models count as the random draws they are."""
+
+    dsl_sampler: str
+    control_sampler: str
+    steps: int
+    bases: list[int]
+    ratios: list[float]
+    base_verdicts: list[str]
+    ratio: stats.Interval
+    verdict: str
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["ratio"] = self.ratio.as_dict()
+        return d
+
+
+def across_bases(tables: dict[int, list[Comparison]], level: float = stats.LEVEL) -> list[AcrossBases]:
+    """Per (pair, T): ``exp(mean_j log R_j +- t_{n-1} sd_j / sqrt(n))`` over the n base seeds'
+    ratios R_j (``tables``: base seed -> its verdict table; n >= 2). The verdict is
+    ``better`` / ``worse`` when that interval excludes 1. Unlike the pooled tables, whose
+    bootstrap resamples texts of fixed models, this interval widens with the spread
+    between base models."""
+    from scipy.stats import t as student_t
+
+    bases = sorted(tables)
+    if len(bases) < 2:
+        raise DSLMError("a comparison across base seeds needs at least 2 base seeds")
+    q = float(student_t.ppf(0.5 + level / 2, len(bases) - 1))
+    out = []
+    for i, row in enumerate(tables[bases[0]]):
+        rows = [tables[j][i] for j in bases]
+        logs = np.log([r.ratio.estimate for r in rows])
+        mean, half = float(logs.mean()), q * float(logs.std(ddof=1)) / np.sqrt(len(logs))
+        interval = stats.Interval(float(np.exp(mean)), float(np.exp(mean - half)),
+                                  float(np.exp(mean + half)), level)
+        out.append(AcrossBases(row.dsl_sampler, row.control_sampler, row.steps, bases,
+                               [float(r.ratio.estimate) for r in rows], [r.verdict for r in rows],
+                               interval, stats.ratio_verdict(interval)))
+    return out
+
+
+def across_bases_markdown(rows: list[AcrossBases]) -> str:
+    """The across-base-seeds table as Markdown."""
+    lines = ["| DSL sampler | control sampler | T | base seeds | ratio per base | "
+             "geometric mean (95% t-interval) | bases better / tie / worse | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        counts = " / ".join(str(r.base_verdicts.count(v)) for v in ("better", "tie", "worse"))
+        lines.append(
+            f"| {r.dsl_sampler} | {r.control_sampler} | {r.steps} | {len(r.bases)} | "
+            f"{' / '.join(f'{x:.2f}' for x in r.ratios)} | {r.ratio.estimate:.3f} "
+            f"({r.ratio.low:.3f}, {r.ratio.high:.3f}) | {counts} | **{r.verdict}** |")
+    return "\n".join(lines) + "\n"
+
+
+def across_bases_sentences(rows: list[AcrossBases]) -> list[str]:
+    """Plain sentences for the across-base-seeds table (no hand-written numbers)."""
+    if not rows:
+        return []
+    n = len(rows[0].bases)
+    text = [f"Across {n} base MDLMs (seeds {', '.join(str(b) for b in rows[0].bases)}; each "
+            "base's own pooled ratio, a 95% t-interval of the mean log ratio over bases):"]
+    for r in rows:
+        counts = {v: r.base_verdicts.count(v) for v in ("better", "tie", "worse")}
+        text.append(f"- {r.dsl_sampler} vs {r.control_sampler} at T = {r.steps}: {r.verdict} "
+                    f"(geometric mean ratio {r.ratio.estimate:.2f}, 95% interval "
+                    f"{r.ratio.low:.2f}-{r.ratio.high:.2f}; bases better / tie / worse "
+                    f"{counts['better']} / {counts['tie']} / {counts['worse']}).")
+    totals = {v: sum(r.verdict == v for r in rows) for v in ("better", "tie", "worse")}
+    text.append(f"Across base seeds DSL is better at {totals['better']}, tied at {totals['tie']} "
+                f"and worse at {totals['worse']} of {len(rows)} points.")
+    return text
+
+
 def table_markdown(rows: list[Comparison]) -> str:
     """The verdict table as Markdown."""
     lines = ["| DSL sampler | control sampler | T | pairs | gen PPL DSL | gen PPL control | "
@@ -151,11 +230,13 @@ def _phrase(r: Comparison) -> str:
 
 
 def reading_markdown(rows: list[Comparison], judge: str, title: str = "",
-                     extra: list[tuple[str, list[Comparison]]] | None = None) -> str:
+                     extra: list[tuple[str, list[Comparison]]] | None = None,
+                     bases: list[AcrossBases] | None = None) -> str:
     """Plain sentences generated from the verdict table(s): no hand-written numbers.
 
     ``rows`` is the main table (continuation seeds pooled); ``extra`` holds further
-    tables, e.g. ``[("second base seed", rows2)]``, each read the same way.
+    tables, e.g. ``[("second base seed", rows2)]``, each read the same way; ``bases``
+    the table across base seeds (:func:`across_bases`), if any.
     """
     out = [f"### {title}\n" if title else ""]
 
@@ -198,5 +279,7 @@ def reading_markdown(rows: list[Comparison], judge: str, title: str = "",
     lines = read(rows, "Continuation seeds")
     for where, more in extra or []:
         lines += [""] + read(more, where)
+    if bases:
+        lines += [""] + across_bases_sentences(bases)
     out += lines
     return "\n".join(out).strip() + "\n"
