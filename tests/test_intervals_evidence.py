@@ -100,10 +100,25 @@ def test_evidence_markdown_is_generated_from_the_run_files(tmp_path):
     a = _run_folder(tmp_path / "a", 6.17, "tie")
     b = _run_folder(tmp_path / "b", 5.49, "worse")
     md = evidence_markdown([("embedded", a), ("kjv", b)])
-    assert "| embedded | 6.17 | - | 6.40 | 0 / 1 / 0 |" in md
-    assert "| kjv | 5.49 | - | 6.40 | 0 / 0 / 1 |" in md
+    assert "| embedded | 6.17 | - | 6.40 | 0 / 1 / 0 of 1 |" in md
+    assert "| kjv | 5.49 | - | 6.40 | 0 / 0 / 1 of 1 |" in md
     assert "1234 (1100-1400)" in md and "0.250 (0.100-0.400)" in md
     assert "**worse**" in md and "first 64 judge tokens" in md
+
+
+def test_evidence_shows_the_verdict_across_base_seeds(tmp_path):
+    from dslm.evidence import evidence_markdown
+
+    a = _run_folder(tmp_path / "a", 6.17, "tie")
+    verdicts = json.loads((a / "verdicts.json").read_text())
+    verdicts["across_bases"] = [{
+        "dsl_sampler": "dsl-mdlm", "control_sampler": "mdlm", "steps": 8, "bases": [0, 1, 2],
+        "ratios": [0.95, 1.1, 1.02], "base_verdicts": ["tie", "worse", "tie"],
+        "ratio": {"estimate": 1.02, "low": 0.85, "high": 1.22, "level": 0.95}, "verdict": "tie"}]
+    (a / "verdicts.json").write_text(json.dumps(verdicts))
+    md = evidence_markdown([("embedded-3-bases", a)])
+    assert "Across base seeds (each base's pooled ratio one draw" in md
+    assert "| dsl-mdlm | mdlm | 8 | 3 | 0.95 / 1.10 / 1.02 | 1.020 (0.850, 1.220) | 0 / 2 / 1 | **tie** |" in md
 
 
 def test_evidence_reports_the_paired_gap_to_the_unigram_model(tmp_path):

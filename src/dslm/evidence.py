@@ -101,6 +101,15 @@ def verdict_table(verdicts: dict) -> list[str]:
     return lines
 
 
+def across_bases_table(rows: list[dict]) -> list[str]:
+    """``verdicts.json``'s ``across_bases`` rows as a Markdown table."""
+    from dslm.evaluate.compare import AcrossBases, across_bases_markdown
+    from dslm.evaluate.stats import Interval
+
+    objs = [AcrossBases(**{**r, "ratio": Interval(**r["ratio"])}) for r in rows]
+    return across_bases_markdown(objs).strip().split("\n")
+
+
 def _verdict_counts(verdicts: dict) -> dict[str, int]:
     counts = {"better": 0, "tie": 0, "worse": 0}
     for rows in verdicts.get("tables", {}).values():
@@ -132,6 +141,10 @@ def corpus_section(name: str, folder: Path) -> list[str]:
             f"`{verdicts.get('judge')}`): DSL better at {c['better']}, tied at {c['tie']}, worse at "
             f"{c['worse']} of {sum(c.values())} points.", ""]
     out += verdict_table(verdicts)
+    if verdicts.get("across_bases"):
+        out += ["", "Across base seeds (each base's pooled ratio one draw; 95% t-interval of the "
+                "mean log ratio over bases):", ""]
+        out += across_bases_table(verdicts["across_bases"])
     if verdicts.get("pooled_mauve"):
         from dslm.evaluate.pooled import markdown as pooled_markdown
 
@@ -207,7 +220,10 @@ def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
             "bootstraps over samples; a verdict is `better` / `worse` when the paired interval of "
             "the gen-PPL ratio DSL / control lies below / above 1, else `tie`. The judge's "
             "precision is each section's `judge dtype`. Wall seconds depend on what else ran on "
-            "the machine; CPU-seconds (user + system) measure the work.", "",
+            "the machine; CPU-seconds (user + system) measure the work. A section whose name "
+            "gives a number of base seeds ran `base_seeds=N extra_base_samples=86`: N base MDLMs, "
+            "86 pairs per point for each base after the first, and a verdict across base seeds "
+            "(each base's ratio one draw, a 95% t-interval over bases).", "",
             *summary_table(corpora)]
     body = []
     for name, folder in corpora:
@@ -219,7 +235,7 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
     """One line per corpus: NELBO end vs H_1, verdict counts, the run's wall and CPU seconds."""
     lines = ["| corpus | MDLM NELBO end (base seed 0 / 1) | minus the unigram model on the same draws "
              "| unigram entropy | DSL better / tie / worse "
-             "(of 12: 2 pairs x 3 T x 2 base seeds) | pairs per point (base seed 0) | demo wall s | "
+             "(2 pairs x 3 T x each base seed) | pairs per point (base seed 0) | demo wall s | "
              "demo CPU-s | stage processes |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, folder in corpora:
@@ -232,7 +248,7 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
                           for g in [plateau_gap(curve)] + ([plateau_gap(curve1)] if curve1 else []))
         c = _verdict_counts(verdicts)
         lines.append(f"| {name} | {ends} | {gaps} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
-                     f"{c['better']} / {c['tie']} / {c['worse']} | {_pairs(verdicts)} | "
+                     f"{c['better']} / {c['tie']} / {c['worse']} of {sum(c.values())} | {_pairs(verdicts)} | "
                      f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
                      f"{demo.get('workers', 1)} x "
                      f"{_stage_threads(demo)} "
