@@ -1,8 +1,8 @@
-"""`dslm demo`: train MDLM, fine-tune DSL vs. an MDLM control, train the AR judge, sweep."""
+"""`dslm demo`: train MDLM, fine-tune DSL vs. an MDLM control, train the AR baseline, sweep, verdicts."""
 
 from __future__ import annotations
 
-HELP = ("the main job (CPU; about 1,600 CPU-seconds measured, see the README's Budget): "
+HELP = ("the main job (CPU; about 2,000 CPU-seconds, 17-18 minutes on 2 cores, see the README's Budget): "
         "MDLM -> DSL fine-tune vs. MDLM control over seeds, "
         "step-budget sweep (table + plot), paired-bootstrap verdicts and their reading")
 
