@@ -139,3 +139,19 @@ def test_across_bases_is_a_t_interval_over_the_bases_ratios():
     assert "Across base seeds DSL is better at 0, tied at 1 and worse at 0 of 1 points." in reading
     with pytest.raises(DSLMError, match="at least 2 base seeds"):
         compare.across_bases({0: [_row(0.8, "better")]})
+
+
+def test_a_point_left_by_an_earlier_sample_count_is_not_compared():
+    """A sweep folder resumed with another ``num_samples`` keeps the old points in
+    sweep.json; the verdicts (and every table) read only the current plan's points."""
+    old = {"key": "DSL|dsl-mdlm|T=8|n=32", "model": "DSL", "sampler": "dsl-mdlm", "steps": 8,
+           "num_samples": 32}
+    new = {**old, "key": "DSL|dsl-mdlm|T=8|n=86", "num_samples": 86}
+    doc = {"points": {old["key"]: old, new["key"]: new}, "plan": [new["key"]]}
+    assert compare.find_point(doc, "DSL", "dsl-mdlm", 8)["num_samples"] == 86
+    from dslm.evaluate.report import current_points
+
+    assert current_points(doc) == [new]
+    assert current_points({"points": {old["key"]: old}}) == [old]     # no plan: every point
+    with pytest.raises(DSLMError, match="no point"):
+        compare.find_point({"points": {old["key"]: old}, "plan": [new["key"]]}, "DSL", "dsl-mdlm", 8)

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from dslm.errors import DSLMError
+from dslm.evaluate.report import current_points
 
 
 def nelbo_curve(run_dir: str | Path) -> list[list[float]]:
@@ -68,7 +69,7 @@ def _short_model(label: str) -> str:
 
 def sampler_table(sweep: dict) -> list[str]:
     """One row per (model, sampler): gen PPL and MAUVE with 95% CIs at each T."""
-    points = list(sweep.get("points", {}).values())
+    points = current_points(sweep)
     steps = sorted({int(p["steps"]) for p in points})
     rows: dict[tuple[str, str], dict[int, dict]] = {}
     for p in points:
@@ -263,7 +264,7 @@ def _pairs(verdicts: dict) -> str:
 
 def table_reading(sweep: dict, demo: dict | None = None) -> str:
     """Plain sentences generated from a table sweep (and the recipe facts in ``demo``)."""
-    points = list(sweep.get("points", {}).values())
+    points = current_points(sweep)
     ref, ar = sweep.get("reference") or {}, sweep.get("ar_baseline") or {}
     text = []
     if points and ref.get("gen_ppl"):

@@ -61,8 +61,11 @@ class Comparison:
 
 
 def find_point(doc: dict, model: str, sampler: str, steps: int) -> dict:
-    """The point of ``doc`` for (model label, sampler, T); DSLMError if absent."""
-    for point in doc.get("points", {}).values():
+    """The point of ``doc``'s current plan for (model label, sampler, T) (not a point an
+    earlier run of the folder left with another sample count); DSLMError if absent."""
+    from dslm.evaluate.report import current_points
+
+    for point in current_points(doc):
         if point.get("model") == model and point.get("sampler") == sampler \
                 and int(point.get("steps", -1)) == steps:
             return point

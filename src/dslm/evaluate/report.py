@@ -40,10 +40,21 @@ def _row(model, sampler, rec: dict) -> list[str]:
             _with_ci(rec, "gen_ppl", 1), _fmt(rec.get("entropy")), _fmt(rec.get("seconds"), 2)]
 
 
+def current_points(doc: dict) -> list[dict]:
+    """The finished points of the sweep's current plan, in plan order (model, sampler,
+    steps). A folder resumed under other settings (e.g. another ``num_samples``) keeps
+    the earlier points in ``sweep.json`` for reuse; they are not this sweep's results.
+    A document without a plan (older sweeps) gives every point."""
+    points = doc.get("points", {})
+    plan = doc.get("plan") or []
+    if not plan:
+        return list(points.values())
+    return [points[k] for k in plan if k in points]
+
+
 def ordered_points(doc: dict) -> list[dict]:
     """Finished points in the order model, sampler, steps of the sweep's plan."""
-    order = {k: i for i, k in enumerate(doc.get("plan", []))}
-    return sorted(doc.get("points", {}).values(), key=lambda r: order.get(r["key"], len(order)))
+    return current_points(doc)
 
 
 def markdown_table(doc: dict) -> str:

@@ -118,7 +118,9 @@ def side_by_side(out: Path, doc: dict, pairs: list[tuple[str, str]], dsl_label: 
 
     samples = out / "sweep" / "samples"
     n = doc.get("settings", {}).get("num_samples")
-    points = {(r["model"], r["sampler"], r["steps"]): r for r in doc.get("points", {}).values()}
+    from dslm.evaluate.report import current_points
+
+    points = {(r["model"], r["sampler"], r["steps"]): r for r in current_points(doc)}
 
     def text(label, sampler, steps):
         rec = points.get((label, sampler, steps))
