@@ -116,7 +116,11 @@ def test_evidence_shows_the_verdict_across_base_seeds(tmp_path):
         "ratios": [0.95, 1.1, 1.02], "base_verdicts": ["tie", "worse", "tie"],
         "ratio": {"estimate": 1.02, "low": 0.85, "high": 1.22, "level": 0.95}, "verdict": "tie"}]
     (a / "verdicts.json").write_text(json.dumps(verdicts))
+    demo = json.loads((a / "demo.json").read_text())
+    demo["wall_before"], demo["wall_seconds"] = 900.0, 1300.0      # finished by a second invocation
+    (a / "demo.json").write_text(json.dumps(demo))
     md = evidence_markdown([("embedded-3-bases", a)])
+    assert "| 1300 (resumed) | 150 (resumed) |" in md and "not one run's budget" in md
     assert "Across base seeds (each base's pooled ratio one draw" in md
     assert "| dsl-mdlm | mdlm | 8 | 3 | 0.95 / 1.10 / 1.02 | 1.020 (0.850, 1.220) | 0 / 2 / 1 | **tie** |" in md
 

@@ -199,7 +199,13 @@ def stage_times(demo: dict) -> str:
            else f"one process, torch threads {threads}")
     return (f"Stage times (wall s / CPU s; {env.get('cpu_count', demo.get('cpu_count'))} cores, {how}): "
             + ", ".join(f"{k} {stages[k]:.0f}/{cpu.get(k, 0):.0f}" for k in stages)
-            + f". Elapsed {demo_wall(demo):.0f} s wall, {demo.get('total_cpu_seconds', 0):.0f} CPU-s.")
+            + f". Elapsed {demo_wall(demo):.0f} s wall, {demo.get('total_cpu_seconds', 0):.0f} CPU-s"
+            + (" (summed over resumed invocations: not one run's budget)." if resumed(demo) else "."))
+
+
+def resumed(demo: dict) -> bool:
+    """Whether the demo folder was finished by more than one invocation (its times add up)."""
+    return float(demo.get("wall_before") or 0.0) > 0.0
 
 
 def evidence_markdown(corpora: list[tuple[str, Path]]) -> str:
@@ -250,7 +256,8 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
         c = _verdict_counts(verdicts)
         lines.append(f"| {name} | {ends} | {gaps} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
                      f"{c['better']} / {c['tie']} / {c['worse']} of {sum(c.values())} | {_pairs(verdicts)} | "
-                     f"{demo_wall(demo):.0f} | {demo.get('total_cpu_seconds', 0):.0f} | "
+                     f"{demo_wall(demo):.0f}{' (resumed)' if resumed(demo) else ''} | "
+                     f"{demo.get('total_cpu_seconds', 0):.0f}{' (resumed)' if resumed(demo) else ''} | "
                      f"{demo.get('workers', 1)} x "
                      f"{_stage_threads(demo)} "
                      "thread |")
