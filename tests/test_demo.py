@@ -101,7 +101,13 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert {p["n"] for p in pooled["points"].values()} == {12}
     assert set(pooled["points"]) == {"held-out (second draw)", "dsl-remdm-loop T=4", "remdm-loop T=4"}
     assert "continuation seeds pooled" in (out / "verdicts.md").read_text()
-    # a second call finds every stage done and recomputes nothing
+    # a second call finds every stage done and recomputes nothing: not a point, and not
+    # the files of the sweeps, the pooled MAUVE or the analyses (their times stay)
     before = (out / "sweep" / "sweep.json").read_text()
+    kept = [out / "sweep" / "sweep.json", out / "sweep" / "sweep.png", out / "compare" / "s1" / "sweep.json",
+            out / "mauve_pooled.json", out / "analyze" / "calibration.json",
+            out / "analyze" / "self_correction.json"]
+    times = [p.stat().st_mtime_ns for p in kept]
     assert main(argv) == 0
     assert json.loads((out / "sweep" / "sweep.json").read_text())["points"] == json.loads(before)["points"]
+    assert [p.stat().st_mtime_ns for p in kept] == times

@@ -364,9 +364,25 @@ def _analyze(cfg: DemoConfig):
 
     out = Path(cfg.out)
     judge = judges.SMOLLM2 if judges.available(judges.SMOLLM2) else str(out / "ar")
+    device = str(resolve_device(cfg.device, what="demo.device"))
+    steps = tuple(sorted(cfg.steps)[:2])
+    # a finished stage is not redone: same settings, same checkpoints (by their files' times)
+    stamp = out / "analyze" / "made_from.json"
+    made_from = {"judge": judge, "steps": list(steps), "seed": cfg.seed, "device": device,
+                 "checkpoints": {name: _weights_time(out / name) for name in ("dsl", "mdlm-control", "ar")}}
+    outputs = [out / "analyze" / f for f in ("calibration.json", "self_correction.json")]
+    if stamp.is_file() and all(f.is_file() for f in outputs) and \
+            json.loads(stamp.read_text(encoding="utf-8")) == made_from:
+        return
     demo_analyses(str(out / "dsl"), str(out / "mdlm-control"), "validation", judge, out / "analyze",
-                  reference=str(out / "ar"), steps=tuple(sorted(cfg.steps)[:2]), seed=cfg.seed,
-                  device=str(resolve_device(cfg.device, what="demo.device")))
+                  reference=str(out / "ar"), steps=steps, seed=cfg.seed, device=device)
+    atomic_write_json(stamp, made_from)
+
+
+def _weights_time(run: Path) -> int:
+    """When a run's checkpoint weights were written (ns; 0 if absent)."""
+    path = run / "checkpoint" / "model.safetensors"
+    return path.stat().st_mtime_ns if path.is_file() else 0
 
 
 def _traces(cfg: DemoConfig) -> list[dict]:

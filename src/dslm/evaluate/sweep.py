@@ -171,6 +171,7 @@ class _Sweep:
         self.device = self.ctx.device
         self.out = Path(cfg.out)
         self.doc = self._load_doc() if self.ctx.is_main else {}
+        self._as_found = self._digest(self._read_raw()) if self.ctx.is_main else None
         self._evaluator = None
         self._references: tuple[list[str], list[str]] | None = None
 
@@ -201,6 +202,24 @@ class _Sweep:
         doc["settings"] = fresh["settings"]
         doc["skipped"] = []   # re-derived from this sweep's samplers
         return {**fresh, **doc}
+
+    def _read_raw(self) -> dict | None:
+        path = self.out / RESULTS
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    @staticmethod
+    def _digest(doc: dict | None) -> str | None:
+        """The document's content apart from the environment of the run that wrote it."""
+        if doc is None:
+            return None
+        return json.dumps({k: v for k, v in doc.items() if k != "environment"}, sort_keys=True,
+                          default=str)
+
+    def unchanged(self) -> bool:
+        """Nothing computed or changed since the folder was opened, and its table and plot
+        exist: a resumed, finished sweep leaves its files (and their times) as they are."""
+        return (self._as_found is not None and self._digest(self.doc) == self._as_found
+                and (self.out / "sweep.md").is_file() and (self.out / "sweep.png").is_file())
 
     def save(self, plot: bool = False) -> None:
         """``sweep.json`` and ``sweep.md`` (after every point); ``sweep.png`` when ``plot``."""
@@ -360,7 +379,7 @@ def _run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
     if cfg.ar_baseline:
         _ar_baseline(run)
     bar.close()
-    if main:
+    if main and not run.unchanged():
         run.save(plot=True)
     return run.doc if main else {}
 
