@@ -227,7 +227,8 @@ def compiled_module(module: torch.nn.Module, scope: str | None = None):
 class FastNetwork:
     """A model call for inference on a GPU: bf16 autocast, TF32, ``torch.compile`` when
     enabled (falling back to eager, with a warning, if compilation fails); floating
-    outputs are returned as float32."""
+    outputs are returned as float32. With the block scope the model's own blocks are
+    compiled in place, so later calls of that model object are compiled too."""
 
     def __init__(self, fn: Callable, device: torch.device):
         self.eager = fn
