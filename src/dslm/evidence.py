@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dslm.errors import DSLMError
 from dslm.evaluate.report import current_points
+from dslm.evaluate.stats import verdict_counts, verdict_split
 
 
 def nelbo_curve(run_dir: str | Path) -> list[list[float]]:
@@ -112,11 +113,8 @@ def across_bases_table(rows: list[dict]) -> list[str]:
 
 
 def _verdict_counts(verdicts: dict) -> dict[str, int]:
-    counts = {"better": 0, "tie": 0, "worse": 0}
-    for rows in verdicts.get("tables", {}).values():
-        for r in rows:
-            counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    return counts
+    """better / tie / worse over every base seed's table of ``verdicts.json``."""
+    return verdict_counts(r["verdict"] for rows in verdicts.get("tables", {}).values() for r in rows)
 
 
 def corpus_section(name: str, folder: Path) -> list[str]:
@@ -255,7 +253,7 @@ def summary_table(corpora: list[tuple[str, Path]]) -> list[str]:
                           for g in [plateau_gap(curve)] + ([plateau_gap(curve1)] if curve1 else []))
         c = _verdict_counts(verdicts)
         lines.append(f"| {name} | {ends} | {gaps} | {recipe.get('unigram_entropy', float('nan')):.2f} | "
-                     f"{c['better']} / {c['tie']} / {c['worse']} of {sum(c.values())} | {_pairs(verdicts)} | "
+                     f"{verdict_split(c)} of {sum(c.values())} | {_pairs(verdicts)} | "
                      f"{demo_wall(demo):.0f}{' (resumed)' if resumed(demo) else ''} | "
                      f"{demo.get('total_cpu_seconds', 0):.0f}{' (resumed)' if resumed(demo) else ''} | "
                      f"{demo.get('workers', 1)} x "

@@ -181,7 +181,7 @@ def across_bases_markdown(rows: list[AcrossBases]) -> str:
              "geometric mean (95% t-interval) | bases better / tie / worse | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        counts = " / ".join(str(r.base_verdicts.count(v)) for v in ("better", "tie", "worse"))
+        counts = stats.verdict_split(stats.verdict_counts(r.base_verdicts))
         lines.append(
             f"| {r.dsl_sampler} | {r.control_sampler} | {r.steps} | {len(r.bases)} | "
             f"{' / '.join(f'{x:.2f}' for x in r.ratios)} | {r.ratio.estimate:.3f} "
@@ -197,12 +197,11 @@ def across_bases_sentences(rows: list[AcrossBases]) -> list[str]:
     text = [f"Across {n} base MDLMs (seeds {', '.join(str(b) for b in rows[0].bases)}; each "
             "base's own pooled ratio, a 95% t-interval of the mean log ratio over bases):"]
     for r in rows:
-        counts = {v: r.base_verdicts.count(v) for v in ("better", "tie", "worse")}
+        counts = stats.verdict_split(stats.verdict_counts(r.base_verdicts))
         text.append(f"- {r.dsl_sampler} vs {r.control_sampler} at T = {r.steps}: {r.verdict} "
                     f"(geometric mean ratio {r.ratio.estimate:.2f}, 95% interval "
-                    f"{r.ratio.low:.2f}-{r.ratio.high:.2f}; bases better / tie / worse "
-                    f"{counts['better']} / {counts['tie']} / {counts['worse']}).")
-    totals = {v: sum(r.verdict == v for r in rows) for v in ("better", "tie", "worse")}
+                    f"{r.ratio.low:.2f}-{r.ratio.high:.2f}; bases better / tie / worse {counts}).")
+    totals = stats.verdict_counts(r.verdict for r in rows)
     text.append(f"Across base seeds DSL is better at {totals['better']}, tied at {totals['tie']} "
                 f"and worse at {totals['worse']} of {len(rows)} points.")
     return text
@@ -262,7 +261,7 @@ def reading_markdown(rows: list[Comparison], judge: str, title: str = "",
                 text.append(f"  DSL's samples have lower entropy at T = {ts} (by more than "
                             f"{ENTROPY_CAVEAT} nats at 95%): part of a lower gen PPL there may be "
                             "repetition, not better text.")
-        counts = {v: sum(r.verdict == v for r in rows) for v in ("better", "tie", "worse")}
+        counts = stats.verdict_counts(r.verdict for r in rows)
         summary = (f"In total DSL is better at {counts['better']}, tied at {counts['tie']} and "
                    f"worse at {counts['worse']} of {len(rows)} points.")
         if counts["worse"]:

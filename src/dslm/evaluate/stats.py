@@ -22,7 +22,7 @@ below 1, ``worse`` if above 1, else ``tie``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -136,6 +136,22 @@ def ratio_verdict(interval: Interval) -> str:
     if interval.low > 1.0:
         return "worse"
     return "tie"
+
+
+VERDICTS = ("better", "tie", "worse")
+
+
+def verdict_counts(verdicts: Iterable[str]) -> dict[str, int]:
+    """How many of ``verdicts`` are ``better`` / ``tie`` / ``worse`` (every key present)."""
+    counts = dict.fromkeys(VERDICTS, 0)
+    for v in verdicts:
+        counts[v] += 1
+    return counts
+
+
+def verdict_split(counts: dict[str, int]) -> str:
+    """``"better / tie / worse"`` counts as text, e.g. ``"0 / 5 / 1"``."""
+    return " / ".join(str(counts[v]) for v in VERDICTS)
 
 
 def difference_verdict(interval: Interval) -> str:

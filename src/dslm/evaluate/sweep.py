@@ -170,8 +170,8 @@ class _Sweep:
         self.ctx = dd.setup(cfg.device, "--device")
         self.device = self.ctx.device
         self.out = Path(cfg.out)
+        self._as_found: str | None = None        # sweep.json's content as opened (_load_doc)
         self.doc = self._load_doc() if self.ctx.is_main else {}
-        self._as_found = self._digest(self._read_raw()) if self.ctx.is_main else None
         self._evaluator = None
         self._references: tuple[list[str], list[str]] | None = None
 
@@ -197,21 +197,16 @@ class _Sweep:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             raise DSLMError(f"{path} is not valid JSON; move it away to start the sweep afresh") from None
+        self._as_found = self._digest(doc)
         old = doc.get("settings", {})
         sweepcheck.check_folder(path, old, self.cfg)       # by content: a moved folder resumes
         doc["settings"] = fresh["settings"]
         doc["skipped"] = []   # re-derived from this sweep's samplers
         return {**fresh, **doc}
 
-    def _read_raw(self) -> dict | None:
-        path = self.out / RESULTS
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
     @staticmethod
-    def _digest(doc: dict | None) -> str | None:
+    def _digest(doc: dict) -> str:
         """The document's content apart from the environment of the run that wrote it."""
-        if doc is None:
-            return None
         return json.dumps({k: v for k, v in doc.items() if k != "environment"}, sort_keys=True,
                           default=str)
 
