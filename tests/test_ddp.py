@@ -25,6 +25,18 @@ def _worker(rank: int, world_size: int, port: int, tmp_path, overrides: dict) ->
                       LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
     train(run_config(tmp_path, **overrides), data=synthetic_data(), progress=False)
+    (tmp_path / f"threads-{rank}.txt").write_text("\n".join(_thread_names()))
+
+
+def _thread_names() -> list[str]:
+    """Names of this process's native threads (Linux; none elsewhere)."""
+    names = []
+    for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []:
+        try:
+            names.append(open(f"/proc/self/task/{task}/comm").read().strip())
+        except OSError:
+            pass
+    return names
 
 
 @pytest.mark.slow
@@ -41,6 +53,11 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, kind):
         for key in ("loss", "nll", "grad_norm", "val_loss", "val_nll"):
             if key in a:
                 assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (a["step"], key)
+    # train() left no process-group threads behind: one that outlives the interpreter
+    # can abort the process at exit (SIGABRT after a successful run)
+    for rank in range(2):
+        threads = (tmp_path / f"threads-{rank}.txt").read_text().split()
+        assert not [t for t in threads if "gloo" in t], (rank, threads)
     w1 = checkpoint.read_weights(tmp_path / "one" / "checkpoint")
     w2 = checkpoint.read_weights(tmp_path / "two" / "checkpoint")
     for name, tensor in w1.items():

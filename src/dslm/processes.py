@@ -69,12 +69,27 @@ def setup(device: str = "auto", what: str = "device") -> Dist:
     resolved = resolve_device(device, local_rank if world_size > 1 else 0, what)
     owns = False
     if world_size > 1 and not dist.is_initialized():
+        _import_dynamo_first()
         if resolved.type == "cuda":
             torch.cuda.set_device(resolved)   # collectives stage through this GPU
         dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo",
                                 rank=rank, world_size=world_size)
         owns = True
     return Dist(rank, world_size, local_rank, resolved, owns)
+
+
+def _import_dynamo_first() -> None:
+    """Import ``torch._dynamo`` before the process group exists.
+
+    When it is first imported after ``init_process_group`` (DDP imports it), something
+    keeps the default group alive past ``destroy_process_group`` (seen with gloo on
+    torch 2.13: the group's worker threads still run after :func:`teardown`). A worker
+    thread that frees a finished collective's tensors while the interpreter shuts down
+    then aborts the process: "terminate called without an active exception", SIGABRT
+    after a successful run. Imported first, the group is freed in teardown and its
+    threads are joined while Python is alive (``tests/test_ddp.py`` checks this).
+    """
+    import torch._dynamo  # noqa: F401
 
 
 def teardown(d: Dist) -> None:

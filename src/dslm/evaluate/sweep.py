@@ -315,11 +315,14 @@ def run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
     if sampling is None:
         import dslm.sampling as sampling
     cfg.validate()
-    main = dd.setup(cfg.device, "--device").is_main
-    if main:
-        sweepcheck.preflight(cfg, sampling)
-    with folder_lock(cfg.out, enabled=main), reproducible(True):
-        return _run_sweep(cfg, progress, sampling)
+    ctx = dd.setup(cfg.device, "--device")       # joins a torchrun job's process group
+    try:
+        if ctx.is_main:
+            sweepcheck.preflight(cfg, sampling)
+        with folder_lock(cfg.out, enabled=ctx.is_main), reproducible(True):
+            return _run_sweep(cfg, progress, sampling)
+    finally:
+        dd.teardown(ctx)                          # and leaves it before Python exits
 
 
 def _run_sweep(cfg: SweepConfig, progress: bool = True, sampling=None) -> dict:
