@@ -81,13 +81,16 @@ def setup(device: str = "auto", what: str = "device") -> Dist:
 def _import_dynamo_first() -> None:
     """Import ``torch._dynamo`` before the process group exists.
 
-    When it is first imported after ``init_process_group`` (DDP imports it), something
-    keeps the default group alive past ``destroy_process_group`` (seen with gloo on
-    torch 2.13: the group's worker threads still run after :func:`teardown`). A worker
-    thread that frees a finished collective's tensors while the interpreter shuts down
-    then aborts the process: "terminate called without an active exception", SIGABRT
-    after a successful run. Imported first, the group is freed in teardown and its
-    threads are joined while Python is alive (``tests/test_ddp.py`` checks this).
+    ``torch.distributed.nn.functional`` binds ``group.WORLD`` as default arguments when
+    it is imported; ``torch._dynamo`` imports it, and DDP imports ``torch._dynamo``.
+    First imported after ``init_process_group``, those defaults hold the default group
+    for good: ``destroy_process_group`` cannot free it and its worker threads outlive
+    :func:`teardown` (seen with gloo on torch 2.13). A worker thread that frees a
+    finished collective's tensors while the interpreter shuts down then aborts the
+    process: "terminate called without an active exception", SIGABRT after a
+    successful run. Imported first, the defaults are None, the group is freed in
+    teardown and its threads are joined while Python is alive (``tests/test_ddp.py``
+    checks this).
     """
     import torch._dynamo  # noqa: F401
 
