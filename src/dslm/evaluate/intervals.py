@@ -11,6 +11,10 @@
   reference labels are resampled separately, the histograms p*, q* recomputed and
   MAUVE(p*, q*) integrated from the divergence frontier (scaling c). It measures the
   sampling noise of a set of n texts; it does not include the clustering's own noise.
+  Near MAUVE = 1 (held-out text against a second held-out draw) resampling can only
+  move p* and q* apart, so every replicate lies below the estimate and the interval
+  can exclude it: read such an interval as the spread of the figure at this n, not as
+  bounds around the estimate.
 """
 
 from __future__ import annotations
