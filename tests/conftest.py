@@ -70,3 +70,24 @@ def gpt2_folder(tmp_path_factory):
 # clear this. Judge-score caches go to a throwaway folder, never the user's ~/.cache.
 os.environ.setdefault("DSLM_NO_PRETRAINED_JUDGE", "1")
 os.environ.setdefault("DSLM_CACHE", os.path.join(__import__("tempfile").mkdtemp(prefix="dslm-test-cache-")))
+
+
+def free_port() -> int:
+    """A free TCP port on localhost, for a test's process-group rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gloo_threads() -> list[str]:
+    """Names of this process's native gloo threads (Linux; none found elsewhere): left
+    after a run, they outlive the interpreter and can abort the process at exit."""
+    names = []
+    for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []:
+        try:
+            names.append(open(f"/proc/self/task/{task}/comm").read().strip())
+        except OSError:
+            pass
+    return [n for n in names if "gloo" in n]

@@ -1,7 +1,6 @@
 """DDP: 2 processes on gloo reproduce 1 process with the same global batch."""
 
 import os
-import socket
 
 import pytest
 import torch
@@ -11,13 +10,8 @@ from dslm.models import checkpoint
 from dslm.train import train
 from dslm.train.state import read_metrics
 
+from conftest import free_port, gloo_threads
 from test_train import run_config, synthetic_data
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, world_size: int, port: int, tmp_path, overrides: dict) -> None:
@@ -25,18 +19,7 @@ def _worker(rank: int, world_size: int, port: int, tmp_path, overrides: dict) ->
                       LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
     train(run_config(tmp_path, **overrides), data=synthetic_data(), progress=False)
-    (tmp_path / f"threads-{rank}.txt").write_text("\n".join(_thread_names()))
-
-
-def _thread_names() -> list[str]:
-    """Names of this process's native threads (Linux; none elsewhere)."""
-    names = []
-    for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []:
-        try:
-            names.append(open(f"/proc/self/task/{task}/comm").read().strip())
-        except OSError:
-            pass
-    return names
+    (tmp_path / f"threads-{rank}.txt").write_text("\n".join(gloo_threads()))
 
 
 @pytest.mark.slow
@@ -45,7 +28,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, kind):
     common = dict(kind=kind, steps=6, batch_size=4, log_every=1, eval_every=3, checkpoint_every=3)
     train(run_config(tmp_path, name="one", grad_accum=2, **common), data=synthetic_data(),
           progress=False)
-    mp.spawn(_worker, args=(2, _free_port(), tmp_path, dict(name="two", grad_accum=1, **common)),
+    mp.spawn(_worker, args=(2, free_port(), tmp_path, dict(name="two", grad_accum=1, **common)),
              nprocs=2, join=True)
     one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
     assert [r["step"] for r in one] == [r["step"] for r in two]
@@ -57,7 +40,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, kind):
     # can abort the process at exit (SIGABRT after a successful run)
     for rank in range(2):
         threads = (tmp_path / f"threads-{rank}.txt").read_text().split()
-        assert not [t for t in threads if "gloo" in t], (rank, threads)
+        assert not threads, (rank, threads)
     w1 = checkpoint.read_weights(tmp_path / "one" / "checkpoint")
     w2 = checkpoint.read_weights(tmp_path / "two" / "checkpoint")
     for name, tensor in w1.items():

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import tiny_model_config
+from conftest import free_port, gloo_threads, tiny_model_config
 from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
 from dslm.errors import ConfigError
 from dslm import processes as dd
@@ -142,14 +142,9 @@ def _gloo_worker(rank, world, port, out):
 @pytest.mark.slow
 def test_two_process_gloo_gather(tmp_path):
     """Two ranks each sample their share with their own seed; every rank gets all 5, in rank order."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_gloo_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_gloo_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert r0["tokens"] == r1["tokens"] and len(r0["tokens"]) == 5 and r0["nfe"] == 3
     want = []
@@ -173,11 +168,8 @@ def test_sweep_with_real_samplers(ckpts, tmp_path):
                           sampler_options={"mdlm": {"no_such_option": 1}}), progress=False)
 
 
-
 def _sweep_worker(rank, world, port, out, ckpts):
     import os
-
-    from test_ddp import _thread_names
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
                       RANK=str(rank), LOCAL_RANK=str(rank))
@@ -186,7 +178,7 @@ def _sweep_worker(rank, world, port, out, ckpts):
                   num_samples=6, seq_len=8, ar_baseline="", judge=ckpts["ar"])
     doc = run_sweep(cfg, progress=False)
     torch.save({"doc": doc, "group_left": not torch.distributed.is_initialized(),
-                "threads": _thread_names()}, f"{out}/rank{rank}.pt")
+                "threads": gloo_threads()}, f"{out}/rank{rank}.pt")
 
 
 @pytest.mark.slow
@@ -194,21 +186,17 @@ def test_a_two_process_sweep_writes_one_document_and_leaves_its_group(ckpts, tmp
     """``run_sweep`` under torchrun (2 gloo ranks): rank 0 returns and writes the document
     of all N samples, rank 1 returns {}; both leave the process group they joined, so no
     collective's thread outlives the interpreter (it can abort the process at exit)."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_sweep_worker, args=(2, port, str(tmp_path), ckpts), nprocs=2, join=True)
+    mp.spawn(_sweep_worker, args=(2, free_port(), str(tmp_path), ckpts), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert r1["doc"] == {} and list(r0["doc"]["points"]) == list(
         json.loads((tmp_path / "sweep.json").read_text())["points"])
     (point,) = r0["doc"]["points"].values()
     assert (point["model"], point["sampler"], point["num_samples"]) == ("M", "mdlm", 6)
     for r in (r0, r1):
-        assert r["group_left"] and not [t for t in r["threads"] if "gloo" in t], r["threads"]
+        assert r["group_left"] and not r["threads"], r["threads"]
+
 
 def test_models_from_an_mdlm_hub_folder_are_read_through_the_hub_loader(tmp_path):
     """A folder in the hub's MDLM layout loads (no tokenizer recorded at this vocab size:
