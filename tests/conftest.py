@@ -37,6 +37,45 @@ def char_checkpoints(root, kinds, alphabet="abcdefghij"):
     return tok, paths
 
 
+def char_world(root, kinds, n_ref, n_texts, alphabet="abcdefghij"):
+    """A local corpus (200 documents of 80 letters of ``alphabet``) and, for each of
+    ``kinds``, a random tiny checkpoint (seed 0 each) whose metadata records that corpus as
+    its data; a reference file of ``n_ref`` lines and a samples file of ``n_texts``
+    16-letter texts. Returns {kind: path, "ref", "samples", "corpus", "root"}."""
+    import random
+
+    from dslm.config import to_dict
+    from dslm.data.config import DataConfig
+    from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
+    from dslm.evaluate.samples import sample_records, write_samples
+    from dslm.models import build_model
+    from dslm.models import checkpoint as ck
+
+    def letters(n):
+        return "".join(rng.choice(alphabet) for _ in range(n))
+
+    rng = random.Random(0)
+    corpus = root / "corpus.txt"
+    corpus.write_text("\n\n".join(letters(80) for _ in range(200)) + "\n")
+    data = DataConfig(source=str(corpus), tokenizer="char", seq_len=16,
+                      cache_dir=str(root / "cache"), num_proc=1)
+    tok = CharTokenizer(alphabet)
+    meta = {"tokenizer": tok.spec(), "run_config": {"data": to_dict(data)}}
+    world = {"root": root, "corpus": str(corpus)}
+    for kind in kinds:
+        torch.manual_seed(0)
+        model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
+        world[kind] = str(ck.save(model, root / kind, metadata=meta,
+                                  write_extra=tokenizer_writer(tok)))
+    ref = root / "ref.txt"
+    ref.write_text("\n".join(letters(16) for _ in range(n_ref)) + "\n")
+    texts = [letters(16) for _ in range(n_texts)]
+    samples = root / "samples.jsonl"
+    write_samples(samples, sample_records(texts, [tok.encode(t) for t in texts], nfe=8,
+                                          sampler="mdlm", steps=8, seed=0))
+    return {**world, "ref": str(ref), "samples": str(samples)}
+
+
 def random_model(kind, vocab_size, **overrides):
     """A micro model whose output depends on its input (the zero-initialised adaLN and
     output layers of a fresh DiT would give constant logits): seed 0, backbone weights

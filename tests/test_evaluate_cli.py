@@ -1,51 +1,17 @@
 """`dslm eval` and `dslm sweep` from the command line, and reference texts from a checkpoint."""
 
 import json
-import random
 
 import pytest
-import torch
 
-from conftest import tiny_model_config
+from conftest import char_world
 from dslm.cli import build_parser, main
-from dslm.config import to_dict
-from dslm.data.config import DataConfig
-from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
 from dslm.evaluate.reference import load_reference
-from dslm.evaluate.samples import sample_records, write_samples
-from dslm.models import build_model
-from dslm.models import checkpoint as ck
-
-ALPHABET = "abcdefghij"
-
-
-def _letters(rng, n):
-    return "".join(rng.choice(ALPHABET) for _ in range(n))
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """AR and MDLM checkpoints that record a local corpus, a reference file and samples."""
-    root = tmp_path_factory.mktemp("cli")
-    rng = random.Random(0)
-    corpus = root / "corpus.txt"
-    corpus.write_text("\n\n".join(_letters(rng, 80) for _ in range(200)) + "\n")
-    data = DataConfig(source=str(corpus), tokenizer="char", seq_len=16,
-                      cache_dir=str(root / "cache"), num_proc=1)
-    tok = CharTokenizer(ALPHABET)
-    meta = {"tokenizer": tok.spec(), "run_config": {"data": to_dict(data)}}
-    paths = {}
-    for kind in ("ar", "mdlm"):
-        torch.manual_seed(0)
-        model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
-        paths[kind] = str(ck.save(model, root / kind, metadata=meta, write_extra=tokenizer_writer(tok)))
-    ref = root / "ref.txt"
-    ref.write_text("\n".join(_letters(rng, 16) for _ in range(30)) + "\n")
-    texts = [_letters(rng, 16) for _ in range(20)]
-    samples = root / "samples.jsonl"
-    write_samples(samples, sample_records(texts, [tok.encode(t) for t in texts], nfe=8,
-                                          sampler="mdlm", steps=8, seed=0))
-    return {**paths, "ref": str(ref), "samples": str(samples), "root": root}
+    return char_world(tmp_path_factory.mktemp("cli"), ("ar", "mdlm"), n_ref=30, n_texts=20)
 
 
 def test_eval_writes_metrics(setup, tmp_path):

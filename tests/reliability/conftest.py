@@ -6,15 +6,13 @@ import errno
 import io
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import tiny_model_config
+from conftest import char_world
 
 ALPHABET = "abcdefghij"
 TINY_RUN = ["model.hidden_size=32", "model.n_blocks=1", "model.n_heads=2", "model.cond_dim=16",
@@ -24,48 +22,20 @@ TINY_RUN = ["model.hidden_size=32", "model.n_blocks=1", "model.n_heads=2", "mode
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-def _letters(rng, n):
-    return "".join(rng.choice(ALPHABET) for _ in range(n))
-
-
 @pytest.fixture(scope="session")
 def world(tmp_path_factory):
     """AR / MDLM / DSL checkpoints (char tokenizer, a local corpus recorded as their data),
     a reference file, a samples file and a trained run folder."""
-    from dslm.config import load, to_dict
-    from dslm.data.config import DataConfig
-    from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
-    from dslm.evaluate.samples import sample_records, write_samples
-    from dslm.models import build_model
-    from dslm.models import checkpoint as ck
+    from dslm.config import load
     from dslm.train import RunConfig, train
 
     root = tmp_path_factory.mktemp("world")
-    rng = random.Random(0)
-    corpus = root / "corpus.txt"
-    corpus.write_text("\n\n".join(_letters(rng, 80) for _ in range(200)) + "\n")
-    data = DataConfig(source=str(corpus), tokenizer="char", seq_len=16,
-                      cache_dir=str(root / "cache"), num_proc=1)
-    tok = CharTokenizer(ALPHABET)
-    meta = {"tokenizer": tok.spec(), "run_config": {"data": to_dict(data)}}
-    paths = {}
-    for kind in ("ar", "mdlm", "dsl"):
-        torch.manual_seed(0)
-        model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
-        paths[kind] = str(ck.save(model, root / kind, metadata=meta,
-                                  write_extra=tokenizer_writer(tok)))
-    ref = root / "ref.txt"
-    ref.write_text("\n".join(_letters(rng, 16) for _ in range(40)) + "\n")
-    texts = [_letters(rng, 16) for _ in range(12)]
-    samples = root / "samples.jsonl"
-    write_samples(samples, sample_records(texts, [tok.encode(t) for t in texts], nfe=8,
-                                          sampler="mdlm", steps=8, seed=0))
+    world = char_world(root, ("ar", "mdlm", "dsl"), n_ref=40, n_texts=12, alphabet=ALPHABET)
     cfg = load(RunConfig, None, TINY_RUN + ["model.kind=mdlm", "train.steps=2",
                                             f"data.cache_dir={root / 'cache'}",
                                             f"train.out_dir={root / 'run'}"])
     train(cfg, progress=False)
-    return {**paths, "ref": str(ref), "samples": str(samples), "run": str(root / "run"),
-            "root": root, "corpus": str(corpus)}
+    return {**world, "run": str(root / "run")}
 
 
 def fails(capsys, argv, *needles):
