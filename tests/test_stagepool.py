@@ -48,6 +48,21 @@ def test_a_failed_stage_names_itself_and_its_log_and_stops_the_rest(tmp_path):
     assert not ran.exists()
 
 
+def _native_print(text: str) -> int:
+    """Write to file descriptors 1 and 2 directly, as a C library does (faiss, OpenMP)."""
+    os.write(1, f"fd1 {text}\n".encode())
+    return os.write(2, f"fd2 {text}\n".encode())
+
+
+def test_a_stage_s_native_output_goes_to_its_log_not_the_terminal(tmp_path, capfd):
+    done = run_stages([Stage("native", _native_print, ("hello",))], 2, tmp_path / "logs")
+    assert done["native"].result > 0
+    log = (tmp_path / "logs" / "native.log").read_text()
+    assert "fd1 hello" in log and "fd2 hello" in log
+    out, err = capfd.readouterr()
+    assert "hello" not in out and "hello" not in err
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for task in Path(f"/proc/{pid}/task").iterdir():

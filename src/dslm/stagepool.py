@@ -4,7 +4,7 @@ A :class:`Stage` is a picklable call ``fn(*args)`` plus the names of the stages 
 needs. With ``workers == 1`` every stage runs in this process, one after the other,
 with its progress bars. With more, up to ``workers`` stages run at once, each in a
 fresh process (``spawn``) limited to ``threads`` torch/BLAS threads, its output going
-to ``<log_dir>/<stage>.log``. A stage starts as soon as every stage it needs has
+to ``<log_dir>/<stage>.log`` (Python's and native libraries' alike). A stage starts as soon as every stage it needs has
 finished; among the ready ones the earliest in the list goes first (list the longest
 chain first). Each stage measures its own wall and CPU seconds (user + system of its
 process), which the caller records.
@@ -88,12 +88,36 @@ def _timed(fn: Callable, args: tuple) -> tuple[Any, float, float]:
     return result, time.perf_counter() - start, cpu_seconds() - cpu
 
 
+@contextlib.contextmanager
+def _output_to(f):
+    """Everything this process writes to stdout / stderr goes to the open file ``f``: Python's
+    streams and file descriptors 1 and 2, so that native libraries' prints (faiss's k-means
+    warnings in MAUVE, OpenMP, C++ logs) land in the stage's log too, not on the terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        with contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+            yield
+    finally:
+        with contextlib.suppress(Exception):
+            f.flush()
+            import ctypes
+
+            ctypes.CDLL(None).fflush(None)       # C stdio buffers, before fds 1, 2 move back
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 def _in_child(fn: Callable, args: tuple, log: str, threads: int) -> tuple[Any, float, float]:
-    """One stage in a worker process: ``threads`` threads, output to ``log``."""
+    """One stage in a worker process: ``threads`` threads, all output to ``log``."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    with open(log, "a", encoding="utf-8", buffering=1) as f, \
-            contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+    with open(log, "a", encoding="utf-8", buffering=1) as f, _output_to(f):
         import torch
 
         torch.set_num_threads(threads)
