@@ -66,6 +66,31 @@ def read_holder(path: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
+#: How long a writer that found the lock taken waits for the holder's record to appear.
+RECORD_WAIT_SECONDS = 2.0
+
+
+def _live_holder(path: Path, wait: float | None = None) -> dict:
+    """The record of the live process holding ``path``'s lock ({} if none shows up).
+
+    A holder writes its record just after taking the lock, so a writer that lost the race
+    can read the lock file before that (empty) or while it still holds a dead previous
+    holder's record: it reads again for up to ``wait`` seconds until the record names a
+    live process (or one on another host, which cannot be checked)."""
+    import time
+
+    deadline = time.monotonic() + (RECORD_WAIT_SECONDS if wait is None else wait)
+    while True:
+        holder = read_holder(path)
+        pid = holder.get("pid")
+        if isinstance(pid, int) and (holder.get("host") != socket.gethostname()
+                                     or _pid_alive(pid)):
+            return holder
+        if time.monotonic() >= deadline:
+            return {}
+        time.sleep(0.01)
+
+
 def _describe(holder: dict) -> str:
     parts = [f"pid {holder.get('pid', '?')}"]
     if holder.get("host"):
@@ -90,8 +115,9 @@ def _open_locked(path: Path, target: Path):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = read_holder(path)
-            raise LockError(f"{target} is in use by another dslm process ({_describe(holder)}); "
+            holder = _live_holder(path)
+            who = _describe(holder) if holder else "it has not written its pid into the lock file yet"
+            raise LockError(f"{target} is in use by another dslm process ({who}); "
                             "wait for it to finish or choose another output") from None
         except OSError as e:   # a file system without flock
             os.close(fd)
@@ -142,9 +168,10 @@ def folder_lock(target: str | Path, kind: str = "folder", command: str | None = 
     holder = {"pid": os.getpid(), "host": socket.gethostname(),
               "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
               "since": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode("utf-8"), 0)
+    record = (json.dumps(holder) + "\n").encode("utf-8")
+    try:                # written over the old record, then cut to length: never empty between
+        os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
     except OSError:
         pass        # the lock itself holds; the record is only informative
     _HELD[key] = [fd, 1]

@@ -1,7 +1,9 @@
 """Class 1: one writer per folder. Every writing command refuses a folder a live process
 holds (naming its pid); a lock left by a dead process is reported and taken over."""
 
+import os
 import signal
+import subprocess
 
 import pytest
 
@@ -72,3 +74,58 @@ def test_two_concurrent_trains_into_one_folder(world, tmp_path):
     # the folder holds one coherent run that resumes
     done = cli(["train", "--out", out, "--resume", "--no-progress", "train.steps=31"])
     assert done.returncode == 0, done.stderr
+
+
+def _taken(path):
+    """Take the flock of ``path`` from this process without a holder record (a separate
+    open file description conflicts with folder_lock's, as another process's would)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+@pytest.mark.parametrize("old_record", [None, "dead"])
+def test_the_loser_of_a_race_names_the_holder_that_writes_its_record_late(tmp_path, old_record):
+    """The holder has the lock but has not written its pid yet (the lock file is empty, or
+    still names a dead earlier holder): the second writer waits for the record."""
+    import json
+    import socket
+    import threading
+
+    from dslm.locks import LockError, folder_lock, lock_path
+
+    out = tmp_path / "out"
+    path = lock_path(out)
+    fd = _taken(path)
+    if old_record == "dead":
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        path.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "command": "late writer"}
+    timer = threading.Timer(0.3, lambda: path.write_text(json.dumps(record)))
+    timer.start()
+    try:
+        with pytest.raises(LockError, match=f"in use by another dslm process \\(pid {os.getpid()} "
+                                            ".*late writer"):
+            with folder_lock(out):
+                pass
+    finally:
+        timer.join()
+        os.close(fd)
+
+
+def test_a_holder_that_never_writes_its_record_is_still_reported(tmp_path, monkeypatch):
+    from dslm import locks
+
+    monkeypatch.setattr(locks, "RECORD_WAIT_SECONDS", 0.05)
+    out = tmp_path / "out"
+    fd = _taken(locks.lock_path(out))
+    try:
+        with pytest.raises(locks.LockError, match="has not written its pid into the lock file yet"):
+            with locks.folder_lock(out):
+                pass
+    finally:
+        os.close(fd)
