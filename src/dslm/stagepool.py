@@ -93,12 +93,18 @@ def _output_to(f):
     """Everything this process writes to stdout / stderr goes to the open file ``f``: Python's
     streams and file descriptors 1 and 2, so that native libraries' prints (faiss's k-means
     warnings in MAUVE, OpenMP, C++ logs) land in the stage's log too, not on the terminal."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = {}
+    for fd in (1, 2):
+        try:
+            saved[fd] = os.dup(fd)
+        except OSError:                          # closed by whoever started us
+            saved[fd] = None
     try:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
+        for fd in saved:
+            os.dup2(f.fileno(), fd)
         with contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
             yield
     finally:
@@ -107,10 +113,12 @@ def _output_to(f):
             import ctypes
 
             ctypes.CDLL(None).fflush(None)       # C stdio buffers, before fds 1, 2 move back
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
+        for fd, old in saved.items():
+            if old is None:
+                os.close(fd)
+            else:
+                os.dup2(old, fd)
+                os.close(old)
 
 
 def _in_child(fn: Callable, args: tuple, log: str, threads: int) -> tuple[Any, float, float]:
