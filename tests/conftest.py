@@ -20,20 +20,24 @@ def tiny_model_config(kind="dsl", vocab_size=12, **kw):
     return preset("micro", kind=kind, vocab_size=vocab_size, **kw)
 
 
-def char_checkpoints(root, kinds, alphabet="abcdefghij"):
+def char_checkpoints(root, kinds, alphabet="abcdefghij", metadata=None, seed_each=False):
     """(tokenizer, {kind: checkpoint path}): tiny random models of ``kinds`` saved under
-    ``root/<kind>`` with a character tokenizer over ``alphabet`` (+ EOS, unknown)."""
+    ``root/<kind>`` with a character tokenizer over ``alphabet`` (+ EOS, unknown) and
+    ``metadata`` beside it; torch is seeded with 0 once, or before each model if
+    ``seed_each``."""
     from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
     from dslm.models import build_model
     from dslm.models.checkpoint import save
 
     tok = CharTokenizer(alphabet)
+    meta = {"tokenizer": tok.spec(), **(metadata or {})}
     torch.manual_seed(0)
     paths = {}
     for kind in kinds:
+        if seed_each:
+            torch.manual_seed(0)
         model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
-        paths[kind] = save(model, root / kind, metadata={"tokenizer": tok.spec()},
-                           write_extra=tokenizer_writer(tok))
+        paths[kind] = save(model, root / kind, metadata=meta, write_extra=tokenizer_writer(tok))
     return tok, paths
 
 
@@ -46,10 +50,7 @@ def char_world(root, kinds, n_ref, n_texts, alphabet="abcdefghij"):
 
     from dslm.config import to_dict
     from dslm.data.config import DataConfig
-    from dslm.data.tokenizers import CharTokenizer, tokenizer_writer
     from dslm.evaluate.samples import sample_records, write_samples
-    from dslm.models import build_model
-    from dslm.models import checkpoint as ck
 
     def letters(n):
         return "".join(rng.choice(alphabet) for _ in range(n))
@@ -59,14 +60,9 @@ def char_world(root, kinds, n_ref, n_texts, alphabet="abcdefghij"):
     corpus.write_text("\n\n".join(letters(80) for _ in range(200)) + "\n")
     data = DataConfig(source=str(corpus), tokenizer="char", seq_len=16,
                       cache_dir=str(root / "cache"), num_proc=1)
-    tok = CharTokenizer(alphabet)
-    meta = {"tokenizer": tok.spec(), "run_config": {"data": to_dict(data)}}
-    world = {"root": root, "corpus": str(corpus)}
-    for kind in kinds:
-        torch.manual_seed(0)
-        model = build_model(tiny_model_config(kind, vocab_size=tok.vocab_size))
-        world[kind] = str(ck.save(model, root / kind, metadata=meta,
-                                  write_extra=tokenizer_writer(tok)))
+    tok, paths = char_checkpoints(root, kinds, alphabet, seed_each=True,
+                                  metadata={"run_config": {"data": to_dict(data)}})
+    world = {"root": root, "corpus": str(corpus), **{k: str(v) for k, v in paths.items()}}
     ref = root / "ref.txt"
     ref.write_text("\n".join(letters(16) for _ in range(n_ref)) + "\n")
     texts = [letters(16) for _ in range(n_texts)]
@@ -123,10 +119,13 @@ def free_port() -> int:
 def gloo_threads() -> list[str]:
     """Names of this process's native gloo threads (Linux; none found elsewhere): left
     after a run, they outlive the interpreter and can abort the process at exit."""
+    from pathlib import Path
+
     names = []
-    for task in os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else []:
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.is_dir() else []:
         try:
-            names.append(open(f"/proc/self/task/{task}/comm").read().strip())
+            names.append((task / "comm").read_text().strip())
         except OSError:
             pass
     return [n for n in names if "gloo" in n]

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -70,16 +71,14 @@ def read_holder(path: Path) -> dict:
 RECORD_WAIT_SECONDS = 2.0
 
 
-def _live_holder(path: Path, wait: float | None = None) -> dict:
+def _live_holder(path: Path) -> dict:
     """The record of the live process holding ``path``'s lock ({} if none shows up).
 
     A holder writes its record just after taking the lock, so a writer that lost the race
     can read the lock file before that (empty) or while it still holds a dead previous
-    holder's record: it reads again for up to ``wait`` seconds until the record names a
-    live process (or one on another host, which cannot be checked)."""
-    import time
-
-    deadline = time.monotonic() + (RECORD_WAIT_SECONDS if wait is None else wait)
+    holder's record: it reads again for up to ``RECORD_WAIT_SECONDS`` until the record
+    names a live process (or one on another host, which cannot be checked)."""
+    deadline = time.monotonic() + RECORD_WAIT_SECONDS
     while True:
         holder = read_holder(path)
         pid = holder.get("pid")

@@ -3,11 +3,11 @@
 A :class:`Stage` is a picklable call ``fn(*args)`` plus the names of the stages it
 needs. With ``workers == 1`` every stage runs in this process, one after the other,
 with its progress bars. With more, up to ``workers`` stages run at once, each in a
-fresh process (``spawn``) limited to ``threads`` torch/BLAS threads, its output going
-to ``<log_dir>/<stage>.log`` (Python's and native libraries' alike). A stage starts as soon as every stage it needs has
-finished; among the ready ones the earliest in the list goes first (list the longest
-chain first). Each stage measures its own wall and CPU seconds (user + system of its
-process), which the caller records.
+fresh process (``spawn``) limited to ``threads`` torch/BLAS threads, its output
+(Python's and native libraries' alike) going to ``<log_dir>/<stage>.log``. A stage
+starts as soon as every stage it needs has finished; among the ready ones the earliest
+in the list goes first (list the longest chain first). Each stage measures its own
+wall and CPU seconds (user + system of its process), which the caller records.
 
 Many small CPU stages are faster as single-threaded processes side by side than as
 one process with several threads (tiny GEMMs do not scale across threads), and each
